@@ -1,0 +1,42 @@
+# Shared helpers of the dev scripts: paths, progress lines, waiting for a port.
+# shellcheck shell=bash
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Downloads and builds live outside the work tree so that a fresh clone reuses them.
+CACHE="${SIP_DEV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sip-trunks}"
+# Runtime state (data, logs, pids) of the local stack lives in an ignored folder of the checkout.
+STATE="${SIP_DEV_STATE:-$ROOT/.dev}"
+mkdir -p "$CACHE" "$STATE"
+
+step() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+ok() { printf '\033[1;32m  ✓\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31m  ✗\033[0m %s\n' "$*" >&2; exit 1; }
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# wait_port HOST PORT SECONDS WHAT LOGFILE
+wait_port() {
+  local host=$1 port=$2 limit=$3 what=$4 log=${5:-} i
+  for ((i = 0; i < limit * 5; i++)); do
+    port_open "$host" "$port" && { ok "$what is accepting connections on $host:$port"; return 0; }
+    ((i % 25 == 24)) && printf '    still waiting for %s (%ss)\n' "$what" $((i / 5 + 1)) >&2
+    sleep 0.2
+  done
+  [ -n "$log" ] && tail -n 30 "$log" >&2
+  die "$what did not open $host:$port within ${limit}s"
+}
+
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# stop_pid PIDFILE WHAT: TERM, then KILL after 20 s.
+stop_pid() {
+  local pidfile=$1 what=$2 pid i
+  pid_alive "$pidfile" || { rm -f "$pidfile"; return 0; }
+  pid=$(cat "$pidfile")
+  kill "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+  rm -f "$pidfile"
+  ok "$what stopped"
+}
