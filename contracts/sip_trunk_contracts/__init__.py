@@ -1,0 +1,65 @@
+"""Public Kafka contract of the SIP trunk service (see CONTRACT.md).
+
+Depends on pydantic and the standard library only, so any producer or consumer can use it.
+"""
+
+from __future__ import annotations
+
+from ._base import UtcDateTime, format_utc
+from .cloudevents import (
+    CONTENT_TYPE_JSON,
+    SPECVERSION,
+    CloudEventHeaders,
+    InvalidHeaders,
+    UnknownType,
+    decode,
+    encode,
+)
+from .commands import CreateSipTrunk, DeleteSipTrunk, UpdateSipTrunk
+from .events import (
+    FieldError,
+    RejectionReason,
+    TrunkCreated,
+    TrunkDeleted,
+    TrunkRejected,
+    TrunkState,
+    TrunkUpdated,
+    field_errors,
+)
+from .registry import COMMAND_TYPES, EVENT_TYPES
+from .topics import COMMANDS, DLT, EVENTS, STATE, Topics
+from .trunk import MASKED_PASSWORD, AuthenticationView, GatewayView, TrunkView
+
+__all__ = [
+    "COMMANDS",
+    "COMMAND_TYPES",
+    "CONTENT_TYPE_JSON",
+    "DLT",
+    "EVENTS",
+    "EVENT_TYPES",
+    "MASKED_PASSWORD",
+    "SPECVERSION",
+    "STATE",
+    "AuthenticationView",
+    "CloudEventHeaders",
+    "CreateSipTrunk",
+    "DeleteSipTrunk",
+    "FieldError",
+    "GatewayView",
+    "InvalidHeaders",
+    "RejectionReason",
+    "Topics",
+    "TrunkCreated",
+    "TrunkDeleted",
+    "TrunkRejected",
+    "TrunkState",
+    "TrunkUpdated",
+    "TrunkView",
+    "UnknownType",
+    "UpdateSipTrunk",
+    "UtcDateTime",
+    "decode",
+    "encode",
+    "field_errors",
+    "format_utc",
+]
