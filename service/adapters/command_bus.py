@@ -1,0 +1,112 @@
+"""Client side of the command topic: publish a command, await its outcome by correlation id.
+
+Used by the CLI (and the REST gateway). Every instance reads all partitions of the events topic
+from the end, without a consumer group, and resolves the pending future whose correlation id an
+event carries, so any number of instances work side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from sip_trunk_contracts import CloudEventHeaders, InvalidHeaders, Topics
+
+__all__ = ["CommandBus", "Outcome"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    headers: CloudEventHeaders
+    body: dict[str, Any]
+
+
+class CommandBus:
+    def __init__(self, bootstrap_servers: str, topics: Topics, source: str) -> None:
+        self._topics = topics
+        self._source = source
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers, enable_idempotence=True, linger_ms=0
+        )
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None
+        )
+        self._pending: dict[str, asyncio.Future[Outcome]] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._producer.start()
+        await self._consumer.start()
+        try:
+            await self._listen_from_end()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _listen_from_end(self) -> None:
+        # The producer's lookup waits for metadata (the consumer's does not fetch it).
+        partitions = await self._producer.partitions_for(self._topics.events)
+        assigned = [TopicPartition(self._topics.events, p) for p in sorted(partitions)]
+        self._consumer.assign(assigned)
+        await self._consumer.seek_to_end(*assigned)
+        for tp in assigned:  # resolve the end offsets now: nothing published after start is missed
+            await self._consumer.position(tp)
+        self._reader = asyncio.create_task(self._read_outcomes())
+
+    async def stop(self) -> None:
+        if self._reader:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+        await self._consumer.stop()
+        await self._producer.stop()
+
+    async def send(
+        self,
+        ce_type: str,
+        body: Mapping[str, Any],
+        *,
+        key: str,
+        command_id: str | None = None,
+        correlation_id: str | None = None,
+    ) -> CloudEventHeaders:
+        """Publish a command; returns its headers (`id` is the command id)."""
+        headers = CloudEventHeaders.new(
+            type=ce_type, source=self._source, correlation_id=correlation_id or str(uuid.uuid4())
+        )
+        if command_id:
+            headers = replace(headers, id=command_id)
+        await self._producer.send_and_wait(
+            self._topics.commands,
+            key=key.encode(),
+            value=json.dumps(body).encode(),
+            headers=headers.to_kafka(),
+        )
+        return headers
+
+    async def request(
+        self, ce_type: str, body: Mapping[str, Any], *, key: str, timeout_s: float, **ids: str
+    ) -> Outcome:
+        """Publish a command and wait for the event with its correlation id."""
+        correlation_id = ids.pop("correlation_id", None) or str(uuid.uuid4())
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = future
+        try:
+            await self.send(ce_type, body, key=key, correlation_id=correlation_id, **ids)
+            return await asyncio.wait_for(future, timeout_s)
+        finally:
+            self._pending.pop(correlation_id, None)
+
+    async def _read_outcomes(self) -> None:
+        async for record in self._consumer:
+            try:
+                headers = CloudEventHeaders.from_kafka(list(record.headers))
+            except InvalidHeaders:
+                continue
+            future = self._pending.get(headers.correlation_id)
+            if future is not None and not future.done() and record.value is not None:
+                future.set_result(Outcome(headers, json.loads(record.value)))

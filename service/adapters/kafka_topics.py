@@ -1,0 +1,51 @@
+"""Creates the service's topics explicitly (the broker must not invent them on first use)."""
+
+from __future__ import annotations
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, for_code
+
+from service.config import Settings
+from service.logs import get_logger
+
+__all__ = ["ensure_topics", "topic_specs"]
+
+log = get_logger(__name__)
+
+
+def topic_specs(settings: Settings) -> list[NewTopic]:
+    topics = settings.topics
+    partitions, replicas = settings.kafka_partitions, settings.kafka_replication_factor
+    # Per-trunk order holds on any partition count since everything is keyed by trunk id.
+    return [
+        NewTopic(topics.commands, partitions, replicas),
+        NewTopic(topics.events, partitions, replicas),
+        NewTopic(
+            topics.state,
+            partitions,
+            replicas,
+            topic_configs={"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1"},
+        ),
+        NewTopic(topics.dlt, 1, replicas),
+    ]
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create the missing topics; return the names created (empty when all existed)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [spec for spec in topic_specs(settings) if spec.name not in existing]
+        if missing:
+            response = await admin.create_topics(missing)
+            # create_topics reports per-topic errors in the response instead of raising them.
+            for result in response.to_object()["topic_errors"]:
+                if result["error_code"]:
+                    error = for_code(result["error_code"])(result["error_message"])
+                    if not isinstance(error, TopicAlreadyExistsError):  # a racing creator won
+                        raise error
+            log.info("kafka.topics_created", topics=[t.name for t in missing])
+        return [t.name for t in missing]
+    finally:
+        await admin.close()

@@ -1,0 +1,193 @@
+"""The SQL unit of work: repositories over one AsyncConnection transaction (SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+from uuid import UUID
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from service.adapters.encryption import PasswordCipher
+from service.adapters.schema import outbox, processed_commands, sip_trunks
+from service.domain.model import Credentials, Gateway, SipTrunk
+from service.messages import OutgoingMessage
+from service.ports import ProcessedCommand
+
+__all__ = ["SqlUnitOfWork", "utc"]
+
+
+def utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes: they were written as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class SqlTrunkRepository:
+    def __init__(self, conn: AsyncConnection, cipher: PasswordCipher) -> None:
+        self._conn = conn
+        self._cipher = cipher
+
+    async def get(self, trunk_id: UUID) -> SipTrunk | None:
+        row = (
+            (await self._conn.execute(select(sip_trunks).where(sip_trunks.c.id == str(trunk_id))))
+            .mappings()
+            .first()
+        )
+        return None if row is None else self._to_domain(row)
+
+    async def list_all(self) -> list[SipTrunk]:
+        rows = await self._conn.execute(
+            select(sip_trunks).order_by(sip_trunks.c.created_at, sip_trunks.c.id)
+        )
+        return [self._to_domain(row) for row in rows.mappings()]
+
+    async def add(self, trunk: SipTrunk) -> None:
+        await self._conn.execute(insert(sip_trunks).values(self._to_row(trunk)))
+
+    async def update(self, trunk: SipTrunk) -> None:
+        await self._conn.execute(
+            update(sip_trunks).where(sip_trunks.c.id == str(trunk.id)).values(self._to_row(trunk))
+        )
+
+    async def delete(self, trunk_id: UUID) -> None:
+        await self._conn.execute(delete(sip_trunks).where(sip_trunks.c.id == str(trunk_id)))
+
+    def _to_row(self, trunk: SipTrunk) -> dict[str, Any]:
+        auth = trunk.authentication
+        return {
+            "id": str(trunk.id),
+            "tenant_id": trunk.tenant_id,
+            "name": trunk.name,
+            "gateways": [
+                {"ipOrDomain": g.ip_or_domain, "port": g.port, "name": g.name}
+                for g in trunk.gateways
+            ],
+            "username": auth.username if auth else None,
+            "password_encrypted": self._cipher.encrypt(auth.password) if auth else None,
+            "advanced": dict(trunk.advanced),
+            "is_system": trunk.is_system,
+            "provider_id": trunk.provider_id,
+            "created_at": trunk.created_at,
+            "updated_at": trunk.updated_at,
+            "version": trunk.version,
+        }
+
+    def _to_domain(self, row: RowMapping) -> SipTrunk:
+        auth = None
+        if row["username"] is not None:
+            auth = Credentials(row["username"], self._cipher.decrypt(row["password_encrypted"]))
+        return SipTrunk(
+            id=UUID(row["id"]),
+            tenant_id=row["tenant_id"],
+            name=row["name"],
+            gateways=tuple(Gateway(g["ipOrDomain"], g["port"], g["name"]) for g in row["gateways"]),
+            authentication=auth,
+            advanced=row["advanced"],
+            is_system=row["is_system"],
+            provider_id=row["provider_id"],
+            created_at=utc(row["created_at"]),
+            updated_at=utc(row["updated_at"]),
+            version=row["version"],
+        )
+
+
+class SqlOutbox:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, messages: Sequence[OutgoingMessage]) -> None:
+        if not messages:
+            return
+        now = datetime.now(UTC)
+        await self._conn.execute(
+            insert(outbox),
+            [
+                {
+                    "topic": m.topic,
+                    "key": m.key,
+                    "headers": [list(h) for h in m.headers],
+                    "payload": m.payload,
+                    "created_at": now,
+                }
+                for m in messages
+            ],
+        )
+
+
+class SqlProcessedCommands:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def get(self, source: str, command_id: str) -> ProcessedCommand | None:
+        table = processed_commands
+        row = (
+            (
+                await self._conn.execute(
+                    select(table).where(table.c.source == source, table.c.command_id == command_id)
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return None
+        return ProcessedCommand(
+            source=row["source"],
+            command_id=row["command_id"],
+            command_type=row["command_type"],
+            body_sha256=row["body_sha256"],
+            outcome=OutgoingMessage.from_json(row["outcome"]),
+            processed_at=utc(row["processed_at"]),
+        )
+
+    async def add(self, record: ProcessedCommand) -> None:
+        await self._conn.execute(
+            insert(processed_commands).values(
+                source=record.source,
+                command_id=record.command_id,
+                command_type=record.command_type,
+                body_sha256=record.body_sha256,
+                outcome=record.outcome.to_json(),
+                processed_at=record.processed_at,
+            )
+        )
+
+
+class SqlUnitOfWork:
+    """`async with uow:` opens a connection and a transaction; `commit()` ends it."""
+
+    trunks: SqlTrunkRepository
+    outbox: SqlOutbox
+    processed: SqlProcessedCommands
+
+    def __init__(self, engine: AsyncEngine, cipher: PasswordCipher) -> None:
+        self._engine = engine
+        self._cipher = cipher
+        self._conn: AsyncConnection | None = None
+
+    async def __aenter__(self) -> Self:
+        self._conn = await self._engine.connect()
+        await self._conn.begin()
+        self.trunks = SqlTrunkRepository(self._conn, self._cipher)
+        self.outbox = SqlOutbox(self._conn)
+        self.processed = SqlProcessedCommands(self._conn)
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._conn is not None
+        try:
+            if self._conn.in_transaction():
+                await self._conn.rollback()
+        finally:
+            await self._conn.close()
+            self._conn = None
+
+    async def commit(self) -> None:
+        assert self._conn is not None
+        await self._conn.commit()

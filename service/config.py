@@ -1,0 +1,58 @@
+"""Settings: every knob of the service, read from the environment (12-factor)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sip_trunk_contracts import Topics
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    # Kafka
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_topic_prefix: str = ""
+    kafka_partitions: int = Field(default=6, ge=1, description="commands and events topics")
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    kafka_consumer_group: str = "sip-trunk-worker"
+    # Who the service says it is in `ce_source` of the events it writes.
+    service_source: str = "/sip-trunk-service"
+
+    # Storage
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy async URL; default: SQLite file in data_dir"
+    )
+    # Fernet key for passwords at rest; default: a dev key generated once in data_dir.
+    encryption_key: SecretStr | None = None
+
+    # Worker
+    worker_batch_size: int = Field(default=200, ge=1, le=5000)
+    worker_batch_timeout_ms: int = Field(default=20, ge=0)
+    system_trunks_file: Path | None = None
+    provider: Literal["none"] = "none"
+
+    # Relay
+    relay_batch_size: int = Field(default=500, ge=1)
+    relay_poll_interval_s: float = Field(default=0.02, gt=0)
+
+    # Logs
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    @cached_property
+    def topics(self) -> Topics:
+        return Topics.with_prefix(self.kafka_topic_prefix)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'sip_trunks.sqlite3').resolve()}"

@@ -1,0 +1,88 @@
+"""Why a command is refused: the contract's rejection reasons and field-level errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = [
+    "AlreadyExists",
+    "FieldError",
+    "NotFound",
+    "Reason",
+    "Rejected",
+    "SystemTrunkImmutable",
+    "ValidationFailed",
+    "VersionConflict",
+]
+
+
+class Reason(StrEnum):
+    """Rejection reasons of CONTRACT.md §3 (the `reason` of TrunkRejected, `code` on REST)."""
+
+    VALIDATION_FAILED = "validation_failed"
+    NOT_FOUND = "not_found"
+    SYSTEM_TRUNK_IMMUTABLE = "system_trunk_immutable"
+    VERSION_CONFLICT = "version_conflict"
+    ALREADY_EXISTS = "already_exists"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    PROVIDER_REJECTED = "provider_rejected"
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    pointer: str  # RFC 6901 JSON pointer into the request body, e.g. "/gateways/0/port"
+    message: str  # never contains the offending value: it may be a password
+
+
+class Rejected(Exception):
+    """A command the domain refuses; `reason` maps 1:1 to the contract's reason codes."""
+
+    def __init__(self, reason: Reason, detail: str, errors: Iterable[FieldError] = ()) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.errors: tuple[FieldError, ...] = tuple(errors)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.reason.value!r}, {self.detail!r}, {self.errors!r})"
+
+
+class ValidationFailed(Rejected):
+    def __init__(self, errors: Iterable[FieldError]) -> None:
+        # The first error per pointer only: an update is checked as a patch and as the merged
+        # result, which can report the same field twice.
+        first: dict[str, FieldError] = {}
+        for error in errors:
+            first.setdefault(error.pointer, error)
+        errs = tuple(first.values())
+        pointers = ", ".join(e.pointer or "(body)" for e in errs)
+        super().__init__(Reason.VALIDATION_FAILED, f"invalid fields: {pointers}", errs)
+
+
+class NotFound(Rejected):
+    def __init__(self) -> None:
+        super().__init__(Reason.NOT_FOUND, "SIP trunk not found")
+
+
+class SystemTrunkImmutable(Rejected):
+    def __init__(self) -> None:
+        super().__init__(
+            Reason.SYSTEM_TRUNK_IMMUTABLE, "system trunks cannot be modified or deleted"
+        )
+
+
+class VersionConflict(Rejected):
+    def __init__(self, expected: int, actual: int) -> None:
+        super().__init__(
+            Reason.VERSION_CONFLICT, f"expected version {expected}, current version is {actual}"
+        )
+        self.expected = expected
+        self.actual = actual
+
+
+class AlreadyExists(Rejected):
+    def __init__(self) -> None:
+        super().__init__(Reason.ALREADY_EXISTS, "a SIP trunk with this id already exists")

@@ -1,0 +1,156 @@
+"""`sip-trunks`: run the worker or the relay, manage the schema and topics, and talk to the
+service from a terminal (send a command and print its outcome, watch a topic)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from sip_trunk_contracts import CreateSipTrunk, DeleteSipTrunk, UpdateSipTrunk
+
+from service.adapters.command_bus import CommandBus
+from service.adapters.database import create_engine, migrate
+from service.adapters.kafka_topics import ensure_topics
+from service.config import Settings
+from service.entrypoints.relay import run_relay
+from service.entrypoints.worker import run_worker
+from service.logs import configure_logging
+
+__all__ = ["main"]
+
+_COMMANDS = {
+    "create": CreateSipTrunk.CE_TYPE,
+    "update": UpdateSipTrunk.CE_TYPE,
+    "delete": DeleteSipTrunk.CE_TYPE,
+}
+
+
+async def _until_signalled(run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await run(stop)
+
+
+async def _migrate(settings: Settings) -> None:
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        await migrate(engine)
+    finally:
+        await engine.dispose()
+    print(f"schema up to date: {engine.url.render_as_string(hide_password=True)}")
+
+
+async def _topics(settings: Settings) -> None:
+    created = await ensure_topics(settings)
+    print(f"created: {', '.join(created)}" if created else "all topics exist")
+
+
+async def _send(settings: Settings, args: argparse.Namespace) -> int:
+    trunk_id = args.trunk or str(uuid.uuid4())
+    body: dict[str, Any] = {"trunkId": trunk_id, "tenantId": args.tenant}
+    data = json.loads(args.data) if args.data else {}
+    if args.command == "create":
+        body |= data
+    elif args.command == "update":
+        body |= {"changes": data}
+    if args.command != "create" and args.expected_version is not None:
+        body["expectedVersion"] = args.expected_version
+    bus = CommandBus(settings.kafka_bootstrap_servers, settings.topics, source="/cli")
+    await bus.start()
+    try:
+        outcome = await bus.request(
+            _COMMANDS[args.command], body, key=trunk_id, timeout_s=args.timeout, command_id=args.id
+        )
+    except TimeoutError:
+        print(
+            f"no outcome within {args.timeout}s (is the worker and relay running?)", file=sys.stderr
+        )
+        return 1
+    finally:
+        await bus.stop()
+    print(
+        json.dumps(
+            {"type": outcome.headers.type, "id": outcome.headers.id, **outcome.body}, indent=2
+        )
+    )
+    return 0 if not outcome.headers.type.endswith("TrunkRejected.v1") else 2
+
+
+async def _watch(settings: Settings, args: argparse.Namespace) -> None:
+    topic = getattr(settings.topics, args.topic)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest" if args.from_beginning else "latest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        async for record in consumer:
+            headers = {k: v.decode(errors="replace") if v else v for k, v in record.headers}
+            value = record.value.decode(errors="replace") if record.value is not None else None
+            print(
+                json.dumps(
+                    {
+                        "key": (record.key or b"").decode(errors="replace"),
+                        "headers": headers,
+                        "value": value,
+                    }
+                ),
+                flush=True,
+            )
+    finally:
+        await consumer.stop()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sip-trunks", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("worker", help="consume commands (migrates, creates topics, system trunks)")
+    sub.add_parser("relay", help="publish the outbox to Kafka")
+    sub.add_parser("migrate", help="apply database migrations")
+    sub.add_parser("topics", help="create the Kafka topics if missing")
+    send = sub.add_parser("send", help="publish a command and print its outcome event")
+    send.add_argument("command", choices=sorted(_COMMANDS))
+    send.add_argument("--tenant", default="tenant-dev", help="acting tenant")
+    send.add_argument("--trunk", help="trunk id (default: a new one)")
+    send.add_argument("--data", help="JSON: create body, or update merge patch")
+    send.add_argument("--expected-version", type=int)
+    send.add_argument("--id", help="command id (ce_id); resend one to see the duplicate answer")
+    send.add_argument("--timeout", type=float, default=15.0)
+    watch = sub.add_parser("watch", help="print a topic's messages as JSON lines")
+    watch.add_argument("topic", choices=["events", "state", "commands", "dlt"])
+    watch.add_argument("--from-beginning", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    runners: dict[str, Callable[[], Coroutine[Any, Any, int | None]]] = {
+        "worker": lambda: _until_signalled(lambda stop: run_worker(settings, stop)),
+        "relay": lambda: _until_signalled(lambda stop: run_relay(settings, stop)),
+        "migrate": lambda: _migrate(settings),
+        "topics": lambda: _topics(settings),
+        "send": lambda: _send(settings, args),
+        "watch": lambda: _watch(settings, args),
+    }
+    try:
+        result = asyncio.run(runners[args.cmd]())
+    except KeyboardInterrupt:
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""The outbox relay process: outbox rows → `sip-trunks.events` / `sip-trunks.state`."""
+
+from __future__ import annotations
+
+import asyncio
+
+from service.adapters.database import create_engine, migrate
+from service.config import Settings
+from service.relay import OutboxRelay, create_producer
+
+__all__ = ["run_relay"]
+
+
+async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
+    engine = create_engine(settings.resolved_database_url)
+    producer = create_producer(settings.kafka_bootstrap_servers)
+    try:
+        await migrate(engine)  # the relay may start before the worker created the schema
+        await producer.start()
+        relay = OutboxRelay(
+            engine,
+            producer,
+            batch_size=settings.relay_batch_size,
+            poll_interval_s=settings.relay_poll_interval_s,
+        )
+        await relay.run(stop)
+    finally:
+        await producer.stop()
+        await engine.dispose()

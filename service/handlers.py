@@ -1,0 +1,164 @@
+"""The service layer: one handler per command, applied inside the caller's unit of work.
+
+Each handler loads the trunk, asks the domain, keeps the provider in step, then writes the
+trunk and the outbox rows. Domain and provider refusals become a `TrunkRejected` outcome, never
+an escaping exception; the processed-command row makes a redelivery answer the same outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import cast
+
+import structlog
+from sip_trunk_contracts import CreateSipTrunk, DeleteSipTrunk, UpdateSipTrunk
+
+from service.domain import rules
+from service.domain.errors import Reason, Rejected, ValidationFailed
+from service.inbound import Command
+from service.logs import get_logger
+from service.messages import OutgoingMessage
+from service.outgoing import Cause, MessageFactory
+from service.ports import ProcessedCommand, TrunkProvider, UnitOfWork
+
+__all__ = ["CommandProcessor", "Services", "handle_command"]
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    provider: TrunkProvider
+    messages: MessageFactory
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+Handler = Callable[[Command, UnitOfWork, Services, Cause], Awaitable[list[OutgoingMessage]]]
+
+
+async def _create(
+    cmd: Command, uow: UnitOfWork, svc: Services, cause: Cause
+) -> list[OutgoingMessage]:
+    model = cast(CreateSipTrunk, cmd.model)
+    change = rules.create_trunk(
+        await uow.trunks.get(cmd.trunk_id),
+        trunk_id=cmd.trunk_id,
+        tenant_id=model.tenantId,
+        fields=model.body(),
+        now=svc.clock(),
+    )
+    trunk = rules.with_provider_id(change.trunk, await svc.provider.create(change.trunk))
+    await uow.trunks.add(trunk)
+    return [svc.messages.created(trunk, cause), svc.messages.state(trunk, cause)]
+
+
+async def _update(
+    cmd: Command, uow: UnitOfWork, svc: Services, cause: Cause
+) -> list[OutgoingMessage]:
+    model = cast(UpdateSipTrunk, cmd.model)
+    change = rules.update_trunk(
+        await uow.trunks.get(cmd.trunk_id),
+        tenant_id=model.tenantId,
+        changes=model.changes,
+        expected_version=model.expectedVersion,
+        now=svc.clock(),
+    )
+    if not change.changed:  # nothing to store, nobody to call; the trunk as it is
+        return [svc.messages.updated(change.trunk, (), cause)]
+    trunk = rules.with_provider_id(change.trunk, await svc.provider.update(change.trunk))
+    await uow.trunks.update(trunk)
+    return [
+        svc.messages.updated(trunk, change.changed_fields, cause),
+        svc.messages.state(trunk, cause),
+    ]
+
+
+async def _delete(
+    cmd: Command, uow: UnitOfWork, svc: Services, cause: Cause
+) -> list[OutgoingMessage]:
+    model = cast(DeleteSipTrunk, cmd.model)
+    existing = await uow.trunks.get(cmd.trunk_id)
+    deleted = rules.delete_trunk(
+        existing, tenant_id=model.tenantId, expected_version=model.expectedVersion
+    )
+    await svc.provider.delete(deleted)
+    await uow.trunks.delete(cmd.trunk_id)
+    return [svc.messages.deleted(deleted, cause), svc.messages.tombstone(cmd.trunk_id, cause)]
+
+
+_HANDLERS: dict[str, Handler] = {
+    CreateSipTrunk.CE_TYPE: _create,
+    UpdateSipTrunk.CE_TYPE: _update,
+    DeleteSipTrunk.CE_TYPE: _delete,
+}
+
+# Nothing was applied and a retry may succeed: not remembered, so the same command can retry.
+_TRANSIENT = frozenset({Reason.PROVIDER_UNAVAILABLE})
+
+
+async def handle_command(cmd: Command, uow: UnitOfWork, svc: Services) -> OutgoingMessage:
+    """Apply one command in `uow` (not committed here); return its outcome event."""
+    cause = Cause(cmd.ce.correlation_id, cmd.ce.id, cmd.ce.type)
+    seen = await uow.processed.get(cmd.ce.source, cmd.ce.id)
+    if seen is not None:
+        outcome = _repeat(cmd, seen, svc, cause)
+        await uow.outbox.add([outcome])
+        log.info("command.duplicate", outcome=outcome.header("ce_type"))
+        return outcome
+    try:
+        if cmd.errors:
+            raise ValidationFailed(cmd.errors)
+        messages = await _HANDLERS[cmd.ce.type](cmd, uow, svc, cause)
+    except Rejected as refusal:
+        messages = [svc.messages.rejected(cmd.trunk_id, cmd.tenant_id, refusal, cause)]
+        log.info("command.rejected", reason=refusal.reason.value, detail=refusal.detail)
+        if refusal.reason in _TRANSIENT:
+            await uow.outbox.add(messages)
+            return messages[0]
+    else:
+        log.info("command.applied", outcome=messages[0].header("ce_type"))
+    await uow.outbox.add(messages)
+    await uow.processed.add(
+        ProcessedCommand(
+            source=cmd.ce.source,
+            command_id=cmd.ce.id,
+            command_type=cmd.ce.type,
+            body_sha256=cmd.body_sha256,
+            outcome=messages[0],
+            processed_at=svc.clock(),
+        )
+    )
+    return messages[0]
+
+
+def _repeat(cmd: Command, seen: ProcessedCommand, svc: Services, cause: Cause) -> OutgoingMessage:
+    """A redelivery gets the original outcome (same `ce_id`); a reused id, another body: refused."""
+    if seen.body_sha256 == cmd.body_sha256 and seen.command_type == cmd.ce.type:
+        return seen.outcome
+    refusal = Rejected(
+        Reason.IDEMPOTENCY_KEY_REUSED,
+        f"command id {cmd.ce.id!r} from {cmd.ce.source!r} was already used for another command",
+    )
+    return svc.messages.rejected(cmd.trunk_id, cmd.tenant_id, refusal, cause)
+
+
+class CommandProcessor:
+    """Applies a batch of commands in one transaction: one commit, one fsync, for many commands."""
+
+    def __init__(self, uow_factory: Callable[[], UnitOfWork], services: Services) -> None:
+        self._uow_factory = uow_factory
+        self._services = services
+
+    async def process(self, commands: Sequence[Command]) -> None:
+        async with self._uow_factory() as uow:
+            for cmd in commands:
+                with structlog.contextvars.bound_contextvars(
+                    correlation_id=cmd.ce.correlation_id,
+                    command_id=cmd.ce.id,
+                    command_type=cmd.ce.type,
+                    trunk_id=str(cmd.trunk_id),
+                ):
+                    await handle_command(cmd, uow, self._services)
+            await uow.commit()

@@ -1,0 +1,66 @@
+"""Structured logs: JSON in production, readable on a terminal; never a password.
+
+Every line about a command is bound (via contextvars) to its correlation id, command id and
+trunk id by the worker; `redact` is the last line of defence against a secret slipping in.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+import structlog
+
+__all__ = ["configure_logging", "get_logger", "redact"]
+
+_SECRET_KEYS = frozenset({"password", "encryption_key", "secret", "api_secret", "token"})
+MASK = "********"
+
+
+def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Mask any value logged under a secret-looking key, however deeply nested."""
+    for key, value in event.items():
+        event[key] = _redacted(key, value)
+    return event
+
+
+def _redacted(key: str, value: Any) -> Any:
+    if key.lower() in _SECRET_KEYS and value is not None:
+        return MASK
+    if isinstance(value, Mapping):
+        return {k: _redacted(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted("", v) for v in value]
+    return value
+
+
+def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
+    json_output = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if json_output
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    # Libraries (aiokafka, faststream, alembic) log through stdlib logging: keep them quiet.
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
+    )
+
+
+def get_logger(name: str) -> Any:
+    return structlog.get_logger(name)

@@ -1,0 +1,78 @@
+"""The service layer's view of the outside world: small protocols the adapters implement."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+from uuid import UUID
+
+from service.domain.model import SipTrunk
+from service.messages import OutgoingMessage
+
+__all__ = [
+    "Outbox",
+    "ProcessedCommand",
+    "ProcessedCommands",
+    "TrunkProvider",
+    "TrunkRepository",
+    "UnitOfWork",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessedCommand:
+    source: str
+    command_id: str
+    command_type: str
+    body_sha256: str
+    outcome: OutgoingMessage
+    processed_at: datetime
+
+
+class TrunkRepository(Protocol):
+    async def get(self, trunk_id: UUID) -> SipTrunk | None: ...
+    async def add(self, trunk: SipTrunk) -> None: ...
+    async def update(self, trunk: SipTrunk) -> None: ...
+    async def delete(self, trunk_id: UUID) -> None: ...
+    async def list_all(self) -> list[SipTrunk]: ...
+
+
+class Outbox(Protocol):
+    async def add(self, messages: Sequence[OutgoingMessage]) -> None: ...
+
+
+class ProcessedCommands(Protocol):
+    async def get(self, source: str, command_id: str) -> ProcessedCommand | None: ...
+    async def add(self, record: ProcessedCommand) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One database transaction. Leaving the block without `commit()` rolls back."""
+
+    @property
+    def trunks(self) -> TrunkRepository: ...
+    @property
+    def outbox(self) -> Outbox: ...
+    @property
+    def processed(self) -> ProcessedCommands: ...
+
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+    async def commit(self) -> None: ...
+
+
+class TrunkProvider(Protocol):
+    """The provider trunk (LiveKit) kept in step with ours.
+
+    Each call returns the provider's id for the trunk (None when the provider keeps none) or
+    raises `service.domain.Rejected` with reason provider_rejected / provider_unavailable.
+    """
+
+    async def create(self, trunk: SipTrunk) -> str | None: ...
+    async def update(self, trunk: SipTrunk) -> str | None: ...
+    async def delete(self, trunk: SipTrunk) -> None: ...

@@ -1,0 +1,91 @@
+"""System trunks: declared in a settings file, upserted by the worker at start.
+
+The file (SYSTEM_TRUNKS_FILE, YAML or JSON) holds a list of trunks with a fixed `id` and the
+writable fields of a create body:
+
+    - id: 00000000-0000-4000-8000-000000000001
+      name: Platform fallback trunk
+      gateways: [{ipOrDomain: sip.example.net, port: 5060, name: primary}]
+
+They go through the same domain rules as any trunk, belong to no tenant (`tenantId` null),
+and are announced with the usual events, so every subscriber and read model sees them.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import yaml
+
+from service.bootstrap import Container
+from service.domain import rules
+from service.logs import get_logger
+from service.outgoing import Cause
+
+__all__ = ["SystemTrunksFileError", "load_declarations", "provision_system_trunks"]
+
+log = get_logger(__name__)
+
+
+class SystemTrunksFileError(ValueError):
+    pass
+
+
+def load_declarations(path: Path) -> list[tuple[UUID, dict[str, Any]]]:
+    try:
+        text = path.read_text()
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise SystemTrunksFileError(f"cannot read system trunks from {path}: {exc}") from exc
+    if not isinstance(data, list):
+        raise SystemTrunksFileError(f"{path}: expected a list of trunks")
+    declarations = []
+    for index, item in enumerate(data):
+        if not isinstance(item, dict) or "id" not in item:
+            raise SystemTrunksFileError(f"{path}: trunk #{index} needs an `id`")
+        fields = dict(item)
+        try:
+            trunk_id = UUID(str(fields.pop("id")))
+        except ValueError as exc:
+            raise SystemTrunksFileError(f"{path}: trunk #{index}: `id` is not a UUID") from exc
+        declarations.append((trunk_id, fields))
+    return declarations
+
+
+async def provision_system_trunks(container: Container) -> int:
+    """Create or update every declared system trunk; return how many changed."""
+    path = container.settings.system_trunks_file
+    if path is None:
+        return 0
+    svc = container.services
+    cause = Cause(correlation_id=f"system-trunks:{uuid.uuid4()}")
+    changed = 0
+    async with container.unit_of_work() as uow:
+        for trunk_id, fields in load_declarations(path):
+            existing = await uow.trunks.get(trunk_id)
+            change = rules.upsert_system_trunk(
+                existing, trunk_id=trunk_id, fields=fields, now=svc.clock()
+            )
+            if not change.changed:
+                continue
+            if existing is None:
+                trunk = rules.with_provider_id(
+                    change.trunk, await svc.provider.create(change.trunk)
+                )
+                await uow.trunks.add(trunk)
+                event = svc.messages.created(trunk, cause)
+            else:
+                trunk = rules.with_provider_id(
+                    change.trunk, await svc.provider.update(change.trunk)
+                )
+                await uow.trunks.update(trunk)
+                event = svc.messages.updated(trunk, change.changed_fields, cause)
+            await uow.outbox.add([event, svc.messages.state(trunk, cause)])
+            changed += 1
+        await uow.commit()
+    log.info("system_trunks.provisioned", file=str(path), changed=changed)
+    return changed
