@@ -6,8 +6,9 @@ raises: it returns the normalised value, or `INVALID` after appending at least o
 Messages never quote the value (it may be a password).
 
 Decisions where the contract is silent:
-- `name` and gateway `name` are trimmed (`str.strip`) and stored trimmed; lone surrogates are
-  refused together with control characters (they cannot be encoded as UTF-8 downstream).
+- `name` and gateway `name` are trimmed (`str.strip`) and stored trimmed. A trunk `name` may hold
+  any character but control characters and lone surrogates (they cannot be encoded as UTF-8
+  downstream); a gateway `name` only characters for which `str.isprintable()` holds.
 - `ipOrDomain`: IPv6 without brackets or zone index; IPv4-mapped IPv6 addresses are judged by
   their IPv4 address; a name whose last label is all digits is refused as a bad IPv4 address.
 - `port`: absent means 5060; `null` is refused like any other non-integer.
@@ -163,28 +164,29 @@ def ensure_valid(errors: Errors) -> None:
 # --- name ----------------------------------------------------------------------------------
 
 
-def _trimmed(max_length: int) -> Check[str]:
+def _trimmed(max_length: int, *, printable_only: bool) -> Check[str]:
     @_string_rule
     def check(value: str, at: str, errors: Errors) -> str | Invalid:
         text = value.strip()
         if not 1 <= len(text) <= max_length:
             return _fail(errors, at, f"must be 1-{max_length} characters after trimming")
-        if _has_control(text) or not text.isprintable():
+        if printable_only and not text.isprintable():
             return _fail(errors, at, "must contain printable characters only")
+        if _has_control(text):
+            return _fail(errors, at, "must not contain control characters")
         return text
 
     return check
 
 
-check_name: Final = _trimmed(100)
-_check_gateway_name: Final = _trimmed(64)
+check_name: Final = _trimmed(100, printable_only=False)
+_check_gateway_name: Final = _trimmed(64, printable_only=True)
 
 
 # --- gateways ------------------------------------------------------------------------------
 
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.ASCII)
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*:", re.ASCII)
-_FORBIDDEN_IN_HOST: Final = (("@", "'@'"), (";", "';'"))
 
 
 @_string_rule
@@ -193,9 +195,9 @@ def check_ip_or_domain(value: str, at: str, errors: Errors) -> str | Invalid:
         return _fail(errors, at, "must not be empty")
     if any(c.isspace() for c in value):
         return _fail(errors, at, "must not contain whitespace")
-    for char, shown in _FORBIDDEN_IN_HOST:
+    for char in "@;":
         if char in value:
-            return _fail(errors, at, f"must not contain {shown}: a host only, not a SIP URI")
+            return _fail(errors, at, f"must not contain '{char}': a host only, not a SIP URI")
     host = value.lower().removesuffix(".")
     try:
         address = ipaddress.ip_address(host)
