@@ -136,7 +136,8 @@ async def handle_command(cmd: Command, uow: UnitOfWork, svc: Services) -> Outgoi
 def _repeat(cmd: Command, seen: ProcessedCommand, svc: Services, cause: Cause) -> OutgoingMessage:
     """A redelivery gets the original outcome (same `ce_id`); a reused id, another body: refused."""
     if seen.body_sha256 == cmd.body_sha256 and seen.command_type == cmd.ce.type:
-        return seen.outcome
+        # Same event (same ce_id, body), addressed to whoever is waiting on this delivery.
+        return seen.outcome.with_header("ce_correlationid", cause.correlation_id)
     refusal = Rejected(
         Reason.IDEMPOTENCY_KEY_REUSED,
         f"command id {cmd.ce.id!r} from {cmd.ce.source!r} was already used for another command",

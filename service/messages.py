@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 __all__ = ["OutgoingMessage"]
@@ -20,6 +20,10 @@ class OutgoingMessage:
 
     def header(self, name: str) -> str | None:
         return next((value for key, value in self.headers if key == name), None)
+
+    def with_header(self, name: str, value: str) -> OutgoingMessage:
+        headers = tuple((k, value if k == name else v) for k, v in self.headers)
+        return replace(self, headers=headers)
 
     def to_json(self) -> dict[str, Any]:
         return {

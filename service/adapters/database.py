@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -53,7 +54,17 @@ def _alembic_config(connection: Connection) -> Config:
     return config
 
 
+# Alembic keeps its running context in module globals: one migration at a time per process.
+_migrating = asyncio.Lock()
+
+
 async def migrate(engine: AsyncEngine) -> None:
-    """Bring the schema to the newest migration (a no-op when it is there already)."""
-    async with engine.begin() as conn:
+    """Bring the schema to the newest migration (a no-op when it is there already).
+
+    Safe when worker and relay start together: processes queue on an advisory lock
+    (PostgreSQL) or on SQLite's write lock (BEGIN IMMEDIATE).
+    """
+    async with _migrating, engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('sip-trunks-migrate'))"))
         await conn.run_sync(lambda sync_conn: command.upgrade(_alembic_config(sync_conn), "head"))

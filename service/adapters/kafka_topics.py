@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
@@ -45,7 +47,20 @@ async def ensure_topics(settings: Settings) -> list[str]:
                     error = for_code(result["error_code"])(result["error_message"])
                     if not isinstance(error, TopicAlreadyExistsError):  # a racing creator won
                         raise error
+            await _wait_for_leaders(admin, [t.name for t in missing])
             log.info("kafka.topics_created", topics=[t.name for t in missing])
         return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    """New partitions need a leader before clients can use them without retrying."""
+    for _ in range(100):
+        described = await admin.describe_topics(names)
+        if all(
+            topic["error_code"] == 0 and all(p["leader"] >= 0 for p in topic["partitions"])
+            for topic in described
+        ):
+            return
+        await asyncio.sleep(0.1)

@@ -1,0 +1,169 @@
+"""A running service (worker + relay, in this process) on the real broker, and an outside
+client that speaks to it the way any producer and subscriber would: raw aiokafka, contract
+headers, no project code on the client side."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+
+from service.adapters.kafka_topics import ensure_topics
+from service.config import Settings
+from service.entrypoints.relay import run_relay
+from service.entrypoints.worker import run_worker
+
+CREATE = "sip_trunks.CreateSipTrunk.v1"
+UPDATE = "sip_trunks.UpdateSipTrunk.v1"
+DELETE = "sip_trunks.DeleteSipTrunk.v1"
+
+
+def headers_of(record: ConsumerRecord[bytes, bytes]) -> dict[str, str]:
+    return {k: v.decode() for k, v in record.headers if v is not None}
+
+
+@dataclass
+class TopicTap:
+    """Reads every partition of a topic from the beginning into memory."""
+
+    consumer: AIOKafkaConsumer
+    records: list[ConsumerRecord[bytes, bytes]] = field(default_factory=list)
+    arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def run(self) -> None:
+        async for record in self.consumer:
+            async with self.arrived:
+                self.records.append(record)
+                self.arrived.notify_all()
+
+    async def wait_for(
+        self, predicate: Any, *, count: int = 1, within: float = 20.0
+    ) -> list[ConsumerRecord[bytes, bytes]]:
+        async def matching() -> list[ConsumerRecord[bytes, bytes]]:
+            async with self.arrived:
+                await self.arrived.wait_for(
+                    lambda: len([r for r in self.records if predicate(r)]) >= count
+                )
+                return [r for r in self.records if predicate(r)]
+
+        return await asyncio.wait_for(matching(), within)
+
+
+class Client:
+    """What an outside producer/subscriber does: publish commands, read the topics."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.topics = settings.topics
+        self.producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+        self.taps: dict[str, TopicTap] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self.producer.start()
+        for topic in (self.topics.events, self.topics.state, self.topics.dlt):
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.settings.kafka_bootstrap_servers, enable_auto_commit=False
+            )
+            await consumer.start()
+            partitions = await self.producer.partitions_for(topic)
+            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            tap = TopicTap(consumer)
+            self.taps[topic] = tap
+            self._tasks.append(asyncio.create_task(tap.run()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for tap in self.taps.values():
+            await tap.consumer.stop()
+        await self.producer.stop()
+
+    async def send_raw(
+        self, value: bytes | None, headers: list[tuple[str, bytes]], key: str | None = None
+    ) -> None:
+        await self.producer.send_and_wait(
+            self.topics.commands,
+            key=(key or str(uuid.uuid4())).encode(),
+            value=value,
+            headers=headers,
+        )
+
+    async def send(
+        self,
+        ce_type: str,
+        body: dict[str, Any],
+        *,
+        command_id: str | None = None,
+        source: str = "/integration-test",
+    ) -> dict[str, str]:
+        """Publish a command with CloudEvents binary-mode headers; return those headers."""
+        headers = {
+            "ce_specversion": "1.0",
+            "ce_id": command_id or str(uuid.uuid4()),
+            "ce_source": source,
+            "ce_type": ce_type,
+            "ce_time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "content-type": "application/json",
+            "ce_correlationid": str(uuid.uuid4()),
+        }
+        await self.send_raw(
+            json.dumps(body).encode(),
+            [(k, v.encode()) for k, v in headers.items()],
+            key=str(body.get("trunkId")),
+        )
+        return headers
+
+    async def events(self, header: str, value: str, count: int = 1) -> list[dict[str, Any]]:
+        """Events whose `header` is `value`, as header+body dicts, once `count` have arrived."""
+        records = await self.taps[self.topics.events].wait_for(
+            lambda r: headers_of(r).get(header) == value, count=count
+        )
+        return [{"headers": headers_of(r), "body": json.loads(r.value)} for r in records]
+
+    async def outcome(self, command: dict[str, str]) -> dict[str, Any]:
+        """The answer to one sending of a command (matched by its correlation id)."""
+        [event] = await self.events("ce_correlationid", command["ce_correlationid"])
+        return event
+
+    async def request(self, ce_type: str, body: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        return await self.outcome(await self.send(ce_type, body, **kw))
+
+    def all_records(self) -> list[ConsumerRecord[bytes, bytes]]:
+        return [r for tap in self.taps.values() for r in tap.records]
+
+    def latest_state(self) -> dict[str, bytes | None]:
+        latest: dict[str, bytes | None] = defaultdict(lambda: None)
+        for record in self.taps[self.topics.state].records:
+            latest[record.key.decode()] = record.value
+        return dict(latest)
+
+
+@contextlib.asynccontextmanager
+async def running_service(settings: Settings) -> AsyncIterator[Client]:
+    """Worker and relay as asyncio tasks (the same code the CLI runs), plus a client."""
+    await ensure_topics(settings)
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(run_worker(settings, stop)),
+        asyncio.create_task(run_relay(settings, stop)),
+    ]
+    client = Client(settings)
+    await client.start()
+    try:
+        yield client
+    finally:
+        stop.set()
+        await client.stop()
+        await asyncio.gather(*tasks)

@@ -1,0 +1,120 @@
+"""The SQL unit of work on every backend (SQLite and PostgreSQL): one suite, same assertions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import uuid4
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.adapters.encryption import load_cipher
+from service.adapters.schema import sip_trunks
+from service.adapters.sql_unit_of_work import SqlUnitOfWork
+from service.domain.model import Credentials, Gateway, SipTrunk
+from service.messages import OutgoingMessage
+from service.ports import ProcessedCommand
+
+PASSWORD = "plain-Secret-42"
+
+
+def a_trunk(**overrides: object) -> SipTrunk:
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    values: dict[str, object] = {
+        "id": uuid4(),
+        "tenant_id": "acme",
+        "name": "Main",
+        "gateways": (Gateway("sip.example.com", 5060, "Primary"),),
+        "authentication": Credentials("office", PASSWORD),
+        "advanced": {"transport": "tls", "numbers": ["+15550100"]},
+        "is_system": False,
+        "provider_id": None,
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+    }
+    values.update(overrides)
+    return SipTrunk(**values)  # type: ignore[arg-type]
+
+
+def uow(engine: AsyncEngine, tmp_path: Path) -> SqlUnitOfWork:
+    return SqlUnitOfWork(engine, load_cipher(None, tmp_path))
+
+
+async def test_trunk_round_trip_update_delete(engine: AsyncEngine, tmp_path: Path) -> None:
+    trunk = a_trunk()
+    async with uow(engine, tmp_path) as u:
+        await u.trunks.add(trunk)
+        await u.commit()
+    async with uow(engine, tmp_path) as u:
+        assert await u.trunks.get(trunk.id) == trunk
+        changed = a_trunk(id=trunk.id, name="Renamed", authentication=None, version=2)
+        await u.trunks.update(changed)
+        await u.commit()
+    async with uow(engine, tmp_path) as u:
+        assert await u.trunks.get(trunk.id) == changed
+        await u.trunks.delete(trunk.id)
+        await u.commit()
+    async with uow(engine, tmp_path) as u:
+        assert await u.trunks.get(trunk.id) is None
+
+
+async def test_leaving_without_commit_rolls_back(engine: AsyncEngine, tmp_path: Path) -> None:
+    trunk = a_trunk()
+    async with uow(engine, tmp_path) as u:
+        await u.trunks.add(trunk)
+        assert await u.trunks.get(trunk.id) == trunk  # a transaction reads its own writes
+    async with uow(engine, tmp_path) as u:
+        assert await u.trunks.get(trunk.id) is None
+
+
+async def test_password_is_encrypted_at_rest(engine: AsyncEngine, tmp_path: Path) -> None:
+    trunk = a_trunk()
+    async with uow(engine, tmp_path) as u:
+        await u.trunks.add(trunk)
+        await u.commit()
+    async with engine.connect() as conn:
+        stored = (
+            await conn.execute(
+                select(sip_trunks.c.password_encrypted).where(sip_trunks.c.id == str(trunk.id))
+            )
+        ).scalar_one()
+        dump = str((await conn.execute(select(sip_trunks))).all())
+    assert PASSWORD not in stored
+    assert PASSWORD not in dump
+    if engine.dialect.name == "sqlite":
+        assert engine.url.database  # the database file and its write-ahead log: every byte
+        files = list(Path(engine.url.database).parent.glob("test.sqlite3*"))
+        assert files
+        for file in files:
+            assert PASSWORD.encode() not in file.read_bytes(), file
+
+
+async def test_processed_commands_keep_the_outcome(engine: AsyncEngine, tmp_path: Path) -> None:
+    outcome = OutgoingMessage("t.events", "k", (("ce_id", "e-1"), ("ce_type", "x")), b'{"a":1}')
+    record = ProcessedCommand(
+        source="/gateway",
+        command_id="c-1",
+        command_type="sip_trunks.CreateSipTrunk.v1",
+        body_sha256="0" * 64,
+        outcome=outcome,
+        processed_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    async with uow(engine, tmp_path) as u:
+        await u.processed.add(record)
+        await u.commit()
+    async with uow(engine, tmp_path) as u:
+        assert await u.processed.get("/gateway", "c-1") == record
+        assert await u.processed.get("/other", "c-1") is None
+
+
+async def test_list_all_oldest_first(engine: AsyncEngine, tmp_path: Path) -> None:
+    older = a_trunk(created_at=datetime(2025, 1, 1, tzinfo=UTC))
+    newer = a_trunk()
+    async with uow(engine, tmp_path) as u:
+        await u.trunks.add(newer)
+        await u.trunks.add(older)
+        await u.commit()
+    async with uow(engine, tmp_path) as u:
+        assert [t.id for t in await u.trunks.list_all()] == [older.id, newer.id]

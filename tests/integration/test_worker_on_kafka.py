@@ -1,0 +1,248 @@
+"""The command service on the real broker, driven as an outside producer would drive it.
+
+Runs once per database backend (SQLite, PostgreSQL). Each test uses fresh trunk ids, so they
+share one running worker + relay per backend.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from service.adapters.database import create_engine
+from service.adapters.encryption import load_cipher
+from service.adapters.sql_unit_of_work import SqlUnitOfWork
+from service.config import Settings
+from tests.conftest import KAFKA_BOOTSTRAP
+from tests.integration.conftest import BACKENDS, database_url_for
+from tests.integration.kafka_stack import (
+    CREATE,
+    DELETE,
+    UPDATE,
+    Client,
+    headers_of,
+    running_service,
+)
+
+PASSWORD = "Sup3r-secret-pw"
+SYSTEM_TRUNK_ID = str(uuid.uuid4())
+GATEWAY = {"ipOrDomain": "sip.example.com", "port": 5060, "name": "Primary"}
+
+
+@pytest_asyncio.fixture(scope="session", params=BACKENDS)
+async def service(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, postgres_url: str
+) -> AsyncIterator[Client]:
+    tmp = tmp_path_factory.mktemp(request.param)
+    system_file = tmp / "system-trunks.json"
+    system_file.write_text(
+        json.dumps([{"id": SYSTEM_TRUNK_ID, "name": "Platform", "gateways": [GATEWAY]}])
+    )
+    run = uuid.uuid4().hex[:8]
+    settings = Settings(
+        kafka_bootstrap_servers=KAFKA_BOOTSTRAP,
+        kafka_topic_prefix=f"test-{run}.",
+        kafka_consumer_group=f"test-worker-{run}",
+        data_dir=tmp,
+        database_url=database_url_for(request.param, tmp, postgres_url),
+        system_trunks_file=system_file,
+        log_format="json",
+    )
+    async with running_service(settings) as client:
+        yield client
+
+
+def create_body(tenant: str = "acme", **fields: Any) -> dict[str, Any]:
+    return {
+        "trunkId": str(uuid.uuid4()),
+        "tenantId": tenant,
+        "name": "Main Office",
+        "gateways": [GATEWAY],
+        "authentication": {"username": "office", "password": PASSWORD},
+        **fields,
+    }
+
+
+async def created(service: Client, tenant: str = "acme") -> dict[str, Any]:
+    event = await service.request(CREATE, create_body(tenant))
+    assert event["headers"]["ce_type"] == "sip_trunks.TrunkCreated.v1", event
+    return event["body"]
+
+
+async def stored_password(service: Client, trunk_id: str) -> str:
+    engine = create_engine(service.settings.resolved_database_url)
+    try:
+        async with SqlUnitOfWork(engine, load_cipher(None, service.settings.data_dir)) as uow:
+            trunk = await uow.trunks.get(uuid.UUID(trunk_id))
+    finally:
+        await engine.dispose()
+    assert trunk is not None
+    assert trunk.authentication is not None
+    return trunk.authentication.password
+
+
+async def test_create_gives_trunk_created_version_1(service: Client) -> None:
+    body = create_body()
+    command = await service.send(CREATE, body)
+    event = await service.outcome(command)
+    headers = event["headers"]
+    assert headers["ce_type"] == "sip_trunks.TrunkCreated.v1"
+    assert headers["ce_causationid"] == command["ce_id"]
+    assert headers["ce_correlationid"] == command["ce_correlationid"]
+    assert headers["ce_specversion"] == "1.0"
+    assert headers["content-type"] == "application/json"
+    assert event["body"]["version"] == 1
+    assert event["body"]["tenantId"] == "acme"
+    trunk = event["body"]["trunk"]
+    assert trunk["id"] == body["trunkId"]
+    assert trunk["authentication"] == {"username": "office", "password": "********"}
+    assert trunk["providerId"] is None
+    assert trunk["createdAt"].endswith("Z")
+
+
+async def test_update_gives_changed_fields_and_masked_password_keeps_it(service: Client) -> None:
+    trunk = (await created(service))["trunk"]
+    event = await service.request(
+        UPDATE,
+        {
+            "trunkId": trunk["id"],
+            "tenantId": "acme",
+            "changes": {"name": "Renamed", "authentication": {"password": "********"}},
+        },
+    )
+    assert event["headers"]["ce_type"] == "sip_trunks.TrunkUpdated.v1"
+    assert event["body"]["changedFields"] == ["name"]
+    assert event["body"]["version"] == 2
+    assert event["body"]["trunk"]["name"] == "Renamed"
+    assert await stored_password(service, trunk["id"]) == PASSWORD
+
+
+async def test_system_trunk_is_immutable(service: Client) -> None:
+    event = await service.request(
+        UPDATE, {"trunkId": SYSTEM_TRUNK_ID, "tenantId": "acme", "changes": {"name": "Mine"}}
+    )
+    assert event["body"]["reason"] == "system_trunk_immutable"
+    event = await service.request(DELETE, {"trunkId": SYSTEM_TRUNK_ID, "tenantId": "acme"})
+    assert event["body"]["reason"] == "system_trunk_immutable"
+
+
+async def test_another_tenants_trunk_is_not_found(service: Client) -> None:
+    trunk = (await created(service, tenant="acme"))["trunk"]
+    for ce_type, body in [
+        (UPDATE, {"trunkId": trunk["id"], "tenantId": "globex", "changes": {"name": "x"}}),
+        (DELETE, {"trunkId": trunk["id"], "tenantId": "globex"}),
+    ]:
+        event = await service.request(ce_type, body)
+        assert event["headers"]["ce_type"] == "sip_trunks.TrunkRejected.v1"
+        assert event["body"]["reason"] == "not_found"
+        assert event["body"]["tenantId"] == "globex"
+
+
+async def test_stale_expected_version_is_a_conflict(service: Client) -> None:
+    trunk = (await created(service))["trunk"]
+    body = {"trunkId": trunk["id"], "tenantId": "acme", "expectedVersion": 1}
+    ok = await service.request(UPDATE, {**body, "changes": {"name": "v2"}})
+    assert ok["body"]["version"] == 2
+    stale = await service.request(UPDATE, {**body, "changes": {"name": "v3"}})
+    assert stale["body"]["reason"] == "version_conflict"
+    stale_delete = await service.request(DELETE, body)
+    assert stale_delete["body"]["reason"] == "version_conflict"
+
+
+async def test_invalid_command_gets_field_errors(service: Client) -> None:
+    body = create_body(gateways=[{"ipOrDomain": "sip:x.com", "port": "5060", "name": "a"}])
+    event = await service.request(CREATE, body)
+    rejected = event["body"]
+    assert rejected["reason"] == "validation_failed"
+    assert rejected["commandType"] == CREATE
+    pointers = {e["pointer"] for e in rejected["errors"]}
+    assert {"/gateways/0/ipOrDomain", "/gateways/0/port"} <= pointers
+
+
+async def test_duplicate_command_gets_the_original_outcome_applied_once(service: Client) -> None:
+    trunk = (await created(service))["trunk"]
+    body = {"trunkId": trunk["id"], "tenantId": "acme", "changes": {"name": "Once"}}
+    command_id = str(uuid.uuid4())
+    first = await service.send(UPDATE, body, command_id=command_id)
+    again = await service.send(UPDATE, body, command_id=command_id)
+    original, repeated = await service.outcome(first), await service.outcome(again)
+    assert repeated["headers"]["ce_id"] == original["headers"]["ce_id"]
+    assert repeated["body"] == original["body"]
+    assert original["body"]["version"] == 2
+    # applied once: the next change makes version 3, not 4
+    nxt = await service.request(UPDATE, {**body, "changes": {"name": "Twice"}})
+    assert nxt["body"]["version"] == 3
+    # the same command id with another body is refused
+    reused = await service.request(
+        UPDATE, {**body, "changes": {"name": "Other"}}, command_id=command_id
+    )
+    assert reused["body"]["reason"] == "idempotency_key_reused"
+
+
+async def test_garbage_goes_to_dlt_and_the_next_command_is_processed(service: Client) -> None:
+    marker = uuid.uuid4().hex.encode()
+    await service.send_raw(b"\xff\xfegarbage " + marker, [("ce_type", b"nonsense")])
+    dead = await service.taps[service.topics.dlt].wait_for(
+        lambda r: r.value is not None and marker in r.value
+    )
+    headers = headers_of(dead[0])
+    assert headers["kafka_dlt-original-topic"] == service.topics.commands
+    assert int(headers["kafka_dlt-original-offset"]) >= 0
+    assert headers["kafka_dlt-original-partition"].isdigit()
+    assert headers["kafka_dlt-exception-message"]
+    assert headers["ce_type"] == "nonsense"  # the message as received, headers kept
+    await created(service)  # the worker moved on
+
+
+async def test_unknown_type_and_missing_trunk_id_go_to_dlt(service: Client) -> None:
+    good = await service.send(CREATE, create_body())
+    for ce_type, body in [("sip_trunks.Frobnicate.v1", create_body()), (CREATE, {"name": "x"})]:
+        sent = await service.send(ce_type, body)
+        await service.taps[service.topics.dlt].wait_for(
+            lambda r, sent=sent: headers_of(r).get("ce_id") == sent["ce_id"]
+        )
+    await service.outcome(good)
+
+
+async def test_state_topic_holds_snapshot_then_tombstone(service: Client) -> None:
+    trunk = (await created(service))["trunk"]
+    await service.request(
+        UPDATE, {"trunkId": trunk["id"], "tenantId": "acme", "changes": {"name": "Latest"}}
+    )
+    state = service.taps[service.topics.state]
+    snapshots = await state.wait_for(lambda r: r.key.decode() == trunk["id"], count=2)
+    latest = json.loads(snapshots[-1].value)
+    assert latest["version"] == 2
+    assert latest["trunk"]["name"] == "Latest"
+    assert headers_of(snapshots[-1])["ce_type"] == "sip_trunks.TrunkState.v1"
+    deleted = await service.request(DELETE, {"trunkId": trunk["id"], "tenantId": "acme"})
+    assert deleted["body"] == {"trunkId": trunk["id"], "tenantId": "acme", "version": 3}
+    records = await state.wait_for(lambda r: r.key.decode() == trunk["id"], count=3)
+    assert records[-1].value is None
+
+
+async def test_system_trunk_is_announced_on_the_state_topic(service: Client) -> None:
+    state = service.taps[service.topics.state]
+    [snapshot] = await state.wait_for(lambda r: r.key.decode() == SYSTEM_TRUNK_ID)
+    body = json.loads(snapshot.value)
+    assert body["tenantId"] is None
+    assert body["trunk"]["isSystem"] is True
+
+
+async def test_no_password_on_any_topic_or_in_the_sqlite_file(service: Client) -> None:
+    await created(service)
+    for record in service.all_records():
+        assert PASSWORD.encode() not in (record.value or b"")
+        assert all(PASSWORD.encode() not in (v or b"") for _, v in record.headers)
+    url = service.settings.resolved_database_url
+    if url.startswith("sqlite"):  # (PostgreSQL's storage: see test_sql_unit_of_work)
+        db = Path(url.split("///", 1)[1])
+        files = list(db.parent.glob(db.name + "*"))
+        assert files
+        assert all(PASSWORD.encode() not in f.read_bytes() for f in files)
