@@ -1,0 +1,349 @@
+"""In-memory fakes of the service ports and small builders for the service-layer tests.
+
+Imported by module name (pytest puts this folder on sys.path; there is deliberately no
+conftest or package here). No I/O: no Kafka, no database.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Self
+from uuid import UUID, uuid4
+
+from sip_trunk_contracts import (
+    CloudEventHeaders,
+    CreateSipTrunk,
+    DeleteSipTrunk,
+    Topics,
+    UpdateSipTrunk,
+)
+
+from service.domain import Reason, Rejected, SipTrunk, upsert_system_trunk
+from service.handlers import CommandProcessor, Services
+from service.inbound import Command, read_command
+from service.messages import OutgoingMessage
+from service.outgoing import MessageFactory
+from service.ports import ProcessedCommand
+
+CREATE = CreateSipTrunk.CE_TYPE
+UPDATE = UpdateSipTrunk.CE_TYPE
+DELETE = DeleteSipTrunk.CE_TYPE
+
+SERVICE_SOURCE = "/sip-trunk-service"
+TOPICS = Topics.with_prefix("test.")
+TENANT = "tenant-a"
+OTHER_TENANT = "tenant-b"
+PASSWORD = "Plaintext-Pa55word"  # distinctive, so a leak is found by a byte scan
+START = datetime(2024, 1, 15, 9, 30, 0, tzinfo=UTC)
+
+
+# --- unit of work --------------------------------------------------------------------------
+
+
+@dataclass
+class FakeDatabase:
+    """The committed state, shared by every unit of work made from it."""
+
+    trunks: dict[UUID, SipTrunk] = field(default_factory=dict)
+    outbox: list[OutgoingMessage] = field(default_factory=list)
+    processed: dict[tuple[str, str], ProcessedCommand] = field(default_factory=dict)
+    commits: int = 0
+
+    def unit_of_work(self) -> FakeUnitOfWork:
+        return FakeUnitOfWork(self)
+
+
+class IntegrityError(Exception):
+    """What a real database would raise on a primary-key clash or a missing row."""
+
+
+class FakeTrunkRepository:
+    def __init__(self, rows: dict[UUID, SipTrunk]) -> None:
+        self._rows = rows
+
+    async def get(self, trunk_id: UUID) -> SipTrunk | None:
+        return self._rows.get(trunk_id)
+
+    async def add(self, trunk: SipTrunk) -> None:
+        if trunk.id in self._rows:
+            raise IntegrityError(f"trunk {trunk.id} exists")
+        self._rows[trunk.id] = trunk
+
+    async def update(self, trunk: SipTrunk) -> None:
+        if trunk.id not in self._rows:
+            raise IntegrityError(f"trunk {trunk.id} does not exist")
+        self._rows[trunk.id] = trunk
+
+    async def delete(self, trunk_id: UUID) -> None:
+        self._rows.pop(trunk_id, None)
+
+    async def list_all(self) -> list[SipTrunk]:
+        return sorted(self._rows.values(), key=lambda t: (t.created_at, str(t.id)))
+
+
+class FakeOutbox:
+    def __init__(self, rows: list[OutgoingMessage]) -> None:
+        self._rows = rows
+
+    async def add(self, messages: Sequence[OutgoingMessage]) -> None:
+        self._rows.extend(messages)
+
+
+class FakeProcessedCommands:
+    def __init__(self, rows: dict[tuple[str, str], ProcessedCommand]) -> None:
+        self._rows = rows
+
+    async def get(self, source: str, command_id: str) -> ProcessedCommand | None:
+        return self._rows.get((source, command_id))
+
+    async def add(self, record: ProcessedCommand) -> None:
+        key = (record.source, record.command_id)
+        if key in self._rows:
+            raise IntegrityError(f"command {key} already processed")
+        self._rows[key] = record
+
+
+class FakeUnitOfWork:
+    """Stages changes on copies of the committed state; `commit()` publishes them.
+
+    Leaving the block without `commit()` discards everything staged (a rollback).
+    """
+
+    def __init__(self, db: FakeDatabase | None = None) -> None:
+        self.db = db if db is not None else FakeDatabase()
+        self.committed = 0
+        self._trunks: dict[UUID, SipTrunk] | None = None
+        self._outbox: list[OutgoingMessage] = []
+        self._processed: dict[tuple[str, str], ProcessedCommand] = {}
+
+    def _staged(self) -> dict[UUID, SipTrunk]:
+        if self._trunks is None:
+            raise RuntimeError("unit of work used outside `async with`")
+        return self._trunks
+
+    @property
+    def trunks(self) -> FakeTrunkRepository:
+        return FakeTrunkRepository(self._staged())
+
+    @property
+    def outbox(self) -> FakeOutbox:
+        self._staged()
+        return FakeOutbox(self._outbox)
+
+    @property
+    def processed(self) -> FakeProcessedCommands:
+        self._staged()
+        return FakeProcessedCommands(self._processed)
+
+    async def __aenter__(self) -> Self:
+        if self._trunks is not None:
+            raise RuntimeError("unit of work entered twice")
+        self._trunks = dict(self.db.trunks)
+        self._outbox = list(self.db.outbox)
+        self._processed = dict(self.db.processed)
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._trunks = None  # rollback whatever was not committed
+        self._outbox = []
+        self._processed = {}
+
+    async def commit(self) -> None:
+        self.db.trunks = dict(self._staged())
+        self.db.outbox = list(self._outbox)
+        self.db.processed = dict(self._processed)
+        self.db.commits += 1
+        self.committed += 1
+
+
+# --- provider ------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeProvider:
+    """Records every call as (operation, trunk); `fail_with` makes the next calls raise.
+
+    `fail_with` may be a `Reason` (raises `Rejected(reason, ...)`) or any exception instance;
+    `fail_times` limits how many calls fail (None: until reset); `fail_on` limits the failure
+    to one operation ("create", "update" or "delete"; None: any).
+    """
+
+    calls: list[tuple[str, SipTrunk]] = field(default_factory=list)
+    fail_with: Reason | BaseException | None = None
+    fail_times: int | None = None
+    fail_on: str | None = None
+    created: int = 0
+
+    def fail(
+        self, error: Reason | BaseException, times: int | None = None, on: str | None = None
+    ) -> None:
+        self.fail_with, self.fail_times, self.fail_on = error, times, on
+
+    def ops(self) -> list[str]:
+        return [op for op, _ in self.calls]
+
+    def _call(self, op: str, trunk: SipTrunk) -> None:
+        self.calls.append((op, trunk))
+        if self.fail_with is None or self.fail_on not in (None, op):
+            return
+        error = self.fail_with
+        if self.fail_times is not None:
+            self.fail_times -= 1
+            if self.fail_times <= 0:
+                self.fail_with = self.fail_times = None
+        if isinstance(error, Reason):
+            raise Rejected(error, f"provider says no ({error.value})")
+        raise error
+
+    async def create(self, trunk: SipTrunk) -> str | None:
+        self._call("create", trunk)
+        self.created += 1
+        return f"ST_{self.created}"
+
+    async def update(self, trunk: SipTrunk) -> str | None:
+        self._call("update", trunk)
+        return trunk.provider_id
+
+    async def delete(self, trunk: SipTrunk) -> None:
+        self._call("delete", trunk)
+
+
+# --- clock, harness -----------------------------------------------------------------------
+
+
+class TickingClock:
+    """A deterministic clock: each call is one second after the previous."""
+
+    def __init__(self, start: datetime = START) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+@dataclass
+class Harness:
+    db: FakeDatabase = field(default_factory=FakeDatabase)
+    provider: FakeProvider = field(default_factory=FakeProvider)
+    clock: Callable[[], datetime] = field(default_factory=TickingClock)
+
+    @property
+    def services(self) -> Services:
+        return Services(
+            provider=self.provider,
+            messages=MessageFactory(TOPICS, SERVICE_SOURCE, clock=self.clock),
+            clock=self.clock,
+        )
+
+    @property
+    def processor(self) -> CommandProcessor:
+        return CommandProcessor(self.db.unit_of_work, self.services)
+
+    async def run(self, *commands: Command) -> list[OutgoingMessage]:
+        """Process the commands as one batch; return the outbox rows it added."""
+        before = len(self.db.outbox)
+        await self.processor.process(commands)
+        return self.db.outbox[before:]
+
+    def seed_system_trunk(self, trunk_id: UUID | None = None, **fields: Any) -> SipTrunk:
+        trunk = upsert_system_trunk(
+            None, trunk_id=trunk_id or uuid4(), fields=trunk_fields(**fields), now=START
+        ).trunk
+        self.db.trunks[trunk.id] = trunk
+        return trunk
+
+
+# --- command builders ----------------------------------------------------------------------
+
+
+def command(
+    ce_type: str,
+    body: Any,
+    *,
+    source: str = "/test",
+    id: str | None = None,  # the CloudEvents name
+    correlation_id: str | None = None,
+) -> Command:
+    """A command as read off Kafka: headers encoded, then parsed by the real `read_command`."""
+    ce = CloudEventHeaders.new(ce_type, source, correlation_id or f"corr-{uuid4()}")
+    if id is not None:
+        ce = replace(ce, id=id)
+    return read_command(json.dumps(body).encode(), ce.to_kafka())
+
+
+def trunk_fields(**overrides: Any) -> dict[str, Any]:
+    """A valid create body; keyword arguments replace fields (`_drop=[...]` removes some)."""
+    drop: Iterable[str] = overrides.pop("_drop", ())
+    fields: dict[str, Any] = {
+        "name": "Main Office SIP Trunk",
+        "gateways": [
+            {"ipOrDomain": "sip-gateway.example.com", "port": 5060, "name": "Primary Gateway"}
+        ],
+        "authentication": {"username": "office_sip_user", "password": PASSWORD},
+        "advanced": {},
+    }
+    fields.update(overrides)
+    for key in drop:
+        fields.pop(key, None)
+    return fields
+
+
+def create_body(trunk_id: UUID, tenant: str | None = TENANT, **overrides: Any) -> dict[str, Any]:
+    return {"trunkId": str(trunk_id), "tenantId": tenant, **trunk_fields(**overrides)}
+
+
+def update_body(
+    trunk_id: UUID,
+    changes: Any,
+    tenant: str | None = TENANT,
+    expected_version: int | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"trunkId": str(trunk_id), "tenantId": tenant, "changes": changes}
+    if expected_version is not None:
+        body["expectedVersion"] = expected_version
+    return body
+
+
+def delete_body(
+    trunk_id: UUID, tenant: str | None = TENANT, expected_version: int | None = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"trunkId": str(trunk_id), "tenantId": tenant}
+    if expected_version is not None:
+        body["expectedVersion"] = expected_version
+    return body
+
+
+def create(trunk_id: UUID, tenant: str | None = TENANT, **kwargs: Any) -> Command:
+    cmd_kwargs = {k: kwargs.pop(k) for k in ("source", "id", "correlation_id") if k in kwargs}
+    return command(CREATE, create_body(trunk_id, tenant, **kwargs), **cmd_kwargs)
+
+
+def update(trunk_id: UUID, changes: Any, tenant: str | None = TENANT, **kwargs: Any) -> Command:
+    cmd_kwargs = {k: kwargs.pop(k) for k in ("source", "id", "correlation_id") if k in kwargs}
+    return command(UPDATE, update_body(trunk_id, changes, tenant, **kwargs), **cmd_kwargs)
+
+
+def delete(trunk_id: UUID, tenant: str | None = TENANT, **kwargs: Any) -> Command:
+    cmd_kwargs = {k: kwargs.pop(k) for k in ("source", "id", "correlation_id") if k in kwargs}
+    return command(DELETE, delete_body(trunk_id, tenant, **kwargs), **cmd_kwargs)
+
+
+# --- reading messages ----------------------------------------------------------------------
+
+
+def payload(message: OutgoingMessage) -> dict[str, Any]:
+    assert message.payload is not None, "a tombstone has no payload"
+    data = json.loads(message.payload)
+    assert isinstance(data, dict)
+    return data
+
+
+def ce_type(message: OutgoingMessage) -> str | None:
+    return message.header("ce_type")
