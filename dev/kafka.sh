@@ -64,10 +64,10 @@ start() {
       -c "$DATA/server.properties" >"$DATA/format.log" 2>&1 || { cat "$DATA/format.log" >&2; die "format failed"; }
   fi
   step "Starting Kafka $KAFKA_VERSION (KRaft) on 127.0.0.1:$KAFKA_PORT"
-  nohup "$JAVA" -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true \
+: >"$DATA/stdout.log"
+  daemonize "$DATA/stdout.log" "$JAVA" -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$ROOT/dev/kafka/log4j2.properties" -Dkafka.logfile="$LOG" \
-    -cp "$LIBS/*" kafka.Kafka "$DATA/server.properties" >"$DATA/stdout.log" 2>&1 &
-  echo $! >"$PIDFILE"
+    -cp "$LIBS/*" kafka.Kafka "$DATA/server.properties" >"$PIDFILE"
   wait_port 127.0.0.1 "$KAFKA_PORT" 90 Kafka "$DATA/stdout.log"
 }
 

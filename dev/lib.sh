@@ -40,3 +40,22 @@ stop_pid() {
   rm -f "$pidfile"
   ok "$what stopped"
 }
+
+# Close every file descriptor above 2 in this (sub)shell: a server started from here must not
+# hold a pipe of whoever runs us (CI reading our output would wait for it forever).
+close_inherited_fds() {
+  local fd
+  for fd in /proc/$BASHPID/fd/*; do
+    fd=${fd##*/}
+    [ "$fd" -gt 2 ] && eval "exec $fd>&-"
+  done
+  return 0
+}
+
+# daemonize LOGFILE CMD...: run CMD detached (own session, output to LOGFILE); print its pid.
+daemonize() {
+  local log=$1
+  shift
+  (close_inherited_fds; exec setsid "$@" </dev/null >>"$log" 2>&1) &
+  echo $!
+}

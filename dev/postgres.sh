@@ -133,7 +133,7 @@ start() {
   write_config
   step "Starting PostgreSQL $(cat "$DATA/PG_VERSION") on 127.0.0.1:$PG_PORT"
   touch "$LOG" && chown postgres:postgres "$LOG"
-  as_pg "$bin/pg_ctl" start -D "$DATA" -l "$LOG" -w -t 60 >/dev/null ||
+  (close_inherited_fds; as_pg "$bin/pg_ctl" start -D "$DATA" -l "$LOG" -w -t 60 >/dev/null) ||
     { tail -n 30 "$LOG" >&2; die "PostgreSQL did not start (log: $LOG)"; }
   for ((i = 0; i < 150; i++)); do
     "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break

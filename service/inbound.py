@@ -65,9 +65,10 @@ def _json_object(value: bytes | None) -> dict[str, Any]:
     if value is None:
         raise Unrecognisable("empty message value")
     try:
-        body = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Unrecognisable(f"value is not JSON: {exc}") from None
+        # Decode explicitly: json.loads(bytes) would also accept UTF-16/32, the contract says UTF-8.
+        body = json.loads(value.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # JSON and Unicode errors are ValueErrors
+        raise Unrecognisable(f"value is not UTF-8 JSON: {str(exc)[:200]}") from None
     if not isinstance(body, dict):
         raise Unrecognisable("value is not a JSON object")
     return body

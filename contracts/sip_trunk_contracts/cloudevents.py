@@ -44,6 +44,10 @@ def _parse_time(text: str) -> datetime:
         raise InvalidHeaders(f"ce_time is not an RFC 3339 timestamp: {text!r}") from None
     if value.tzinfo is None:
         raise InvalidHeaders(f"ce_time has no UTC offset: {text!r}")
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidHeaders(f"ce_time is out of range in UTC: {text!r}") from None
     return value
 
 

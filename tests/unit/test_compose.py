@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import re
-import shutil
-import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -227,34 +224,3 @@ def test_dockerignore_lets_in_only_what_the_dockerfile_copies() -> None:
     assert copied
     assert copied <= allowed | {"contracts"}
     assert {"contracts/pyproject.toml", "contracts/sip_trunk_contracts"} <= allowed
-
-
-def _compose_plugin() -> bool:
-    docker = shutil.which("docker")
-    if docker is None:
-        return False
-    probe = subprocess.run(  # noqa: S603 - fixed arguments
-        [docker, "compose", "version"], capture_output=True, check=False, timeout=30
-    )
-    return probe.returncode == 0
-
-
-@pytest.mark.parametrize("profile", [None, "postgres"])
-def test_docker_compose_config_accepts_the_file(profile: str | None) -> None:
-    if not _compose_plugin():
-        pytest.skip("the `docker compose` CLI plugin is not installed (no engine needed)")
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"DATABASE_URL", "ENCRYPTION_KEY", "LOG_LEVEL"}
-    }
-    profiles = ["--profile", profile] if profile else []
-    result = subprocess.run(  # noqa: S603 - fixed arguments
-        ["docker", "compose", "-f", str(COMPOSE), *profiles, "config", "-q"],  # noqa: S607
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr

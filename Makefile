@@ -1,0 +1,68 @@
+# The two commands a newcomer needs: `make run` (the stack, up and usable) and `make test`.
+# Both install what they need on a fresh machine and are fast the second time.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run stop status logs test test-unit lint format contracts bench clean help
+
+help:
+	@echo "make run    - install, start Kafka, the worker and the relay (background)"
+	@echo "make test   - install, start Kafka and PostgreSQL, run every test"
+	@echo "make stop   - stop everything make run / make test started"
+	@echo "make status | logs | lint | format | contracts | bench"
+
+$(STAMP): pyproject.toml contracts/pyproject.toml
+	@printf '\033[1;34m==>\033[0m Installing Python packages into $(VENV) (first time: about a minute)\n'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --quiet -e ./contracts -e ".[dev]"
+	@touch $(STAMP)
+	@printf '\033[1;32m  ✓\033[0m Python packages installed\n'
+
+run: $(STAMP)
+	@dev/kafka.sh start
+	@dev/stack.sh up
+	@echo
+	@echo "The stack is up. Try it (another terminal or right here):"
+	@echo "  $(BIN)/sip-trunks watch events &        # every event, as JSON lines"
+	@echo "  $(BIN)/sip-trunks send create --tenant acme --data '{\"name\": \"Office\", \"gateways\": [{\"ipOrDomain\": \"sip.example.com\", \"name\": \"main\"}]}'"
+	@echo "Logs: make logs   Stop: make stop"
+
+stop:
+	@dev/stack.sh down
+	@dev/kafka.sh stop
+	@dev/postgres.sh stop
+
+status:
+	@dev/stack.sh status; dev/kafka.sh status || true; dev/postgres.sh status || true
+
+logs:
+	@tail -n 50 -F .dev/logs/worker.log .dev/logs/relay.log
+
+test: $(STAMP)
+	@dev/kafka.sh start
+	@dev/postgres.sh install
+	@dev/postgres.sh start
+	@printf '\033[1;34m==>\033[0m Running the tests (unit, contracts, integration on Kafka, SQLite, PostgreSQL)\n'
+	@$(BIN)/pytest
+
+test-unit: $(STAMP)
+	@$(BIN)/pytest tests/unit tests/contracts
+
+lint: $(STAMP)
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+	@$(BIN)/mypy
+
+format: $(STAMP)
+	@$(BIN)/ruff check --fix .
+	@$(BIN)/ruff format .
+
+contracts: $(STAMP)
+	@$(BIN)/python -m sip_trunk_contracts._generate
+
+clean: stop
+	rm -rf .dev data

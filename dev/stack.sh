@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The local service processes (worker, relay) in the background, logs and pids under .dev/.
+#   dev/stack.sh up | down | status
+# Kafka must be up (dev/kafka.sh start). Settings come from the environment (see README).
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+RUN="$STATE/run"
+LOGS="$STATE/logs"
+CLI="$ROOT/.venv/bin/sip-trunks"
+PROCESSES=(worker relay)
+mkdir -p "$RUN" "$LOGS"
+
+export SYSTEM_TRUNKS_FILE="${SYSTEM_TRUNKS_FILE-$ROOT/dev/system-trunks.yaml}"
+export LOG_FORMAT="${LOG_FORMAT:-json}"
+
+# wait_log FILE PATTERN SECONDS WHAT
+wait_log() {
+  local i
+  for ((i = 0; i < $3 * 5; i++)); do
+    grep -q "$2" "$1" 2>/dev/null && { ok "$4"; return 0; }
+    sleep 0.2
+  done
+  tail -n 30 "$1" >&2
+  die "$4: not ready after $3 s (log: $1)"
+}
+
+up() {
+  step "Applying database migrations and creating Kafka topics"
+  (cd "$ROOT" && "$CLI" migrate && "$CLI" topics) >&2
+  for name in "${PROCESSES[@]}"; do
+    if pid_alive "$RUN/$name.pid"; then ok "$name already running (pid $(cat "$RUN/$name.pid"))"; continue; fi
+    : >"$LOGS/$name.log"
+    (cd "$ROOT" && daemonize "$LOGS/$name.log" "$CLI" "$name" >"$RUN/$name.pid")
+    step "Started $name (pid $(cat "$RUN/$name.pid"), log $LOGS/$name.log)"
+  done
+  wait_log "$LOGS/worker.log" '"worker.started"' 60 "worker is consuming commands"
+  wait_log "$LOGS/relay.log" '"relay.started"' 30 "relay is publishing the outbox"
+}
+
+down() {
+  local name
+  for name in "${PROCESSES[@]}"; do stop_pid "$RUN/$name.pid" "$name"; done
+}
+
+status() {
+  local name
+  for name in "${PROCESSES[@]}"; do
+    if pid_alive "$RUN/$name.pid"; then echo "$name running, pid $(cat "$RUN/$name.pid")"; else echo "$name stopped"; fi
+  done
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac
