@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run stop status logs test test-unit lint format contracts bench clean help
+.PHONY: run stop status logs test test-unit lint format contracts constraints bench clean help
 
 help:
 	@echo "make run    - install, start Kafka, the worker and the relay (background)"
@@ -14,11 +14,14 @@ help:
 	@echo "make stop   - stop everything make run / make test started"
 	@echo "make status | logs | lint | format | contracts | bench"
 
-$(STAMP): pyproject.toml contracts/pyproject.toml
+$(STAMP): pyproject.toml contracts/pyproject.toml constraints.txt
 	@printf '\033[1;34m==>\033[0m Installing Python packages into $(VENV) (first time: about a minute)\n'
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "Python >= 3.11 is needed (set PYTHON=...)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --upgrade pip
-	@$(BIN)/python -m pip install --quiet -e ./contracts -e ".[dev]"
+	@set -o pipefail; $(BIN)/python -m pip install --progress-bar off -c constraints.txt -e ./contracts -e ".[dev]" \
+		| sed -un '/^Collecting\|^Successfully/p'
 	@touch $(STAMP)
 	@printf '\033[1;32m  ✓\033[0m Python packages installed\n'
 
@@ -60,6 +63,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	@$(BIN)/ruff check --fix .
 	@$(BIN)/ruff format .
+
+constraints: $(STAMP)
+	@(echo "# Exact versions the tests pass with (pip install -c constraints.txt); refresh: make constraints"; \
+		$(BIN)/pip freeze --exclude-editable) > constraints.txt
 
 contracts: $(STAMP)
 	@$(BIN)/python -m sip_trunk_contracts._generate
