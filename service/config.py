@@ -27,7 +27,8 @@ class Settings(BaseSettings):
 
     # Storage
     data_dir: Path = Path("data")
-    database_url: str | None = Field(
+    # A URL may hold a password: SecretStr keeps it out of reprs and logs.
+    database_url: SecretStr | None = Field(
         default=None, description="SQLAlchemy async URL; default: SQLite file in data_dir"
     )
     # Fernet key for passwords at rest; default: a dev key generated once in data_dir.
@@ -54,5 +55,5 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
-            return self.database_url
+            return self.database_url.get_secret_value()
         return f"sqlite+aiosqlite:///{(self.data_dir / 'sip_trunks.sqlite3').resolve()}"

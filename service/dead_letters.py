@@ -8,10 +8,9 @@ import json
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
+from sip_trunk_contracts import MASKED_PASSWORD
 
 __all__ = ["dead_letter", "redact_passwords"]
-
-MASK = "********"
 
 
 async def dead_letter(
@@ -36,8 +35,8 @@ def redact_passwords(value: bytes | None) -> bytes | None:
     if value is None:
         return None
     try:
-        data = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        data = json.loads(value.decode("utf-8"))
+    except (ValueError, RecursionError):  # not JSON (or too deep to be a command): kept as is
         return value
     masked = _masked(data)
     return value if masked == data else json.dumps(masked).encode()
@@ -45,7 +44,7 @@ def redact_passwords(value: bytes | None) -> bytes | None:
 
 def _masked(data: Any) -> Any:
     if isinstance(data, dict):
-        return {k: MASK if k == "password" else _masked(v) for k, v in data.items()}
+        return {k: MASKED_PASSWORD if k == "password" else _masked(v) for k, v in data.items()}
     if isinstance(data, list):
         return [_masked(v) for v in data]
     return data

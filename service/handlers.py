@@ -94,9 +94,6 @@ _HANDLERS: dict[str, Handler] = {
     DeleteSipTrunk.CE_TYPE: _delete,
 }
 
-# Nothing was applied and a retry may succeed: not remembered, so the same command can retry.
-_TRANSIENT = frozenset({Reason.PROVIDER_UNAVAILABLE})
-
 
 async def handle_command(cmd: Command, uow: UnitOfWork, svc: Services) -> OutgoingMessage:
     """Apply one command in `uow` (not committed here); return its outcome event."""
@@ -114,9 +111,6 @@ async def handle_command(cmd: Command, uow: UnitOfWork, svc: Services) -> Outgoi
     except Rejected as refusal:
         messages = [svc.messages.rejected(cmd.trunk_id, cmd.tenant_id, refusal, cause)]
         log.info("command.rejected", reason=refusal.reason.value, detail=refusal.detail)
-        if refusal.reason in _TRANSIENT:
-            await uow.outbox.add(messages)
-            return messages[0]
     else:
         log.info("command.applied", outcome=messages[0].header("ce_type"))
     await uow.outbox.add(messages)

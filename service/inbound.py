@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -19,7 +19,10 @@ from sip_trunk_contracts import COMMAND_TYPES, CloudEventHeaders, InvalidHeaders
 
 from service.domain.errors import FieldError
 
-__all__ = ["Command", "Unrecognisable", "read_command"]
+__all__ = ["MAX_BODY_BYTES", "Command", "Unrecognisable", "read_command"]
+
+MAX_BODY_BYTES = 64 * 1024  # as the REST API's limit: a larger command is refused, not stored
+MAX_ID_LENGTH = 255  # ce_id, ce_source, tenantId: the widths the database keeps
 
 
 class Unrecognisable(Exception):
@@ -31,9 +34,9 @@ class Command:
     ce: CloudEventHeaders
     trunk_id: UUID
     tenant_id: str | None
-    body: dict[str, Any]
+    body: dict[str, Any] = field(repr=False)  # holds the password of a create or update
     body_sha256: str  # of the canonical JSON: the same body re-serialised is the same command
-    model: BaseModel | None  # None when the envelope failed to parse: see `errors`
+    model: BaseModel | None = field(repr=False)  # None when the envelope is invalid: `errors`
     errors: tuple[FieldError, ...] = ()
 
 
@@ -45,20 +48,36 @@ def read_command(value: bytes | None, headers: Sequence[tuple[str, bytes | None]
     model_type = COMMAND_TYPES.get(ce.type)
     if model_type is None:
         raise Unrecognisable(f"unknown command type {ce.type!r}")
+    if len(ce.id) > MAX_ID_LENGTH or len(ce.source) > MAX_ID_LENGTH:
+        raise Unrecognisable(f"ce_id and ce_source may have at most {MAX_ID_LENGTH} characters")
     body = _json_object(value)
     trunk_id = _trunk_id(body)
-    tenant = body.get("tenantId")
-    tenant_id = tenant if isinstance(tenant, str) else None
-    digest = hashlib.sha256(
-        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()
     try:
-        model: BaseModel | None = model_type.model_validate(body)
-        errors: tuple[FieldError, ...] = ()
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        text = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # "\ud800" escapes decode to text no encoding can carry
+        error = FieldError("", "contains unpaired UTF-16 surrogates (\\ud800-\\udfff escapes)")
+        return Command(ce, trunk_id, None, {}, "", None, (error,))
+    tenant_id, errors = _tenant(body.get("tenantId"))
+    if len(text) > MAX_BODY_BYTES:
+        errors += (FieldError("", f"a command body may have at most {MAX_BODY_BYTES} bytes"),)
+    model: BaseModel | None = None
+    try:
+        if not errors:
+            model = model_type.model_validate(body)
     except ValidationError as exc:
-        model = None
         errors = tuple(FieldError(e.pointer, e.message) for e in field_errors(exc))
+    digest = hashlib.sha256(canonical).hexdigest()
     return Command(ce, trunk_id, tenant_id, body, digest, model, errors)
+
+
+def _tenant(value: object) -> tuple[str | None, tuple[FieldError, ...]]:
+    """The acting tenant, when usable (it is echoed on the rejection), and its errors."""
+    if value is None or (isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH):
+        return value, ()
+    if isinstance(value, str):
+        return None, (FieldError("/tenantId", f"must have 1-{MAX_ID_LENGTH} characters"),)
+    return None, ()  # a wrong type is reported by the envelope model
 
 
 def _json_object(value: bytes | None) -> dict[str, Any]:

@@ -12,11 +12,11 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
+from sip_trunk_contracts import MASKED_PASSWORD
 
 __all__ = ["configure_logging", "get_logger", "redact"]
 
 _SECRET_KEYS = frozenset({"password", "encryption_key", "secret", "api_secret", "token"})
-MASK = "********"
 
 
 def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -28,7 +28,7 @@ def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[s
 
 def _redacted(key: str, value: Any) -> Any:
     if key.lower() in _SECRET_KEYS and value is not None:
-        return MASK
+        return MASKED_PASSWORD
     if isinstance(value, Mapping):
         return {k: _redacted(str(k), v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -1,8 +1,9 @@
 """The outbox relay: publishes committed outbox rows to Kafka in order, then marks them sent.
 
 At least once: a crash between the send and the mark re-sends the same rows (same `ce_id`),
-which consumers dedupe. Rows are claimed with FOR UPDATE SKIP LOCKED on PostgreSQL, so several
-relays can share a database; on SQLite the write lock serialises them (run one per file).
+which consumers dedupe. Order: rows are read in id order and sent by one idempotent producer;
+a lease (`adapters/relay_lease.py`) lets one relay publish at a time, others stand by.
+Per trunk, ids follow command order: one worker owns a trunk's partition and commits in order.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.adapters.database import READ_ONLY
+from service.adapters.relay_lease import lease_for
 from service.adapters.schema import outbox
 from service.logs import get_logger
 
@@ -47,40 +50,40 @@ class OutboxRelay:
         poll_interval_s: float = 0.02,
     ) -> None:
         self._engine = engine
+        # Reads take no write lock on SQLite (see database.READ_ONLY), so the worker is never
+        # kept waiting while this relay waits for Kafka.
+        self._reader = engine.execution_options(**READ_ONLY)
         self._producer = producer
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
+        self._lease = lease_for(engine)
 
     async def publish_pending(self) -> int:
-        """Publish one batch of unsent rows; return how many were sent."""
-        async with self._engine.connect() as conn, conn.begin():
+        """Publish one batch of unsent rows, if this relay holds the lease; return how many."""
+        if not await self._lease.held():
+            return 0
+        async with self._reader.connect() as conn:
             rows = (
                 await conn.execute(
-                    select(
-                        outbox.c.id,
-                        outbox.c.topic,
-                        outbox.c.key,
-                        outbox.c.headers,
-                        outbox.c.payload,
-                    )
+                    select(outbox)
                     .where(outbox.c.sent_at.is_(None))
                     .order_by(outbox.c.id)
                     .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
                 )
             ).all()
-            if not rows:
-                return 0
-            futures = [
-                await self._producer.send(
-                    row.topic,
-                    key=row.key.encode(),
-                    value=row.payload,
-                    headers=[(name, value.encode()) for name, value in row.headers],
-                )
-                for row in rows
-            ]
-            await asyncio.gather(*futures)  # every record acknowledged by all in-sync replicas
+        if not rows:
+            return 0
+        futures = [
+            await self._producer.send(
+                row.topic,
+                key=row.key.encode(),
+                value=row.payload,
+                headers=[(name, value.encode()) for name, value in row.headers],
+            )
+            for row in rows
+        ]
+        await asyncio.gather(*futures)  # every record acknowledged by all in-sync replicas
+        async with self._engine.begin() as conn:
             await conn.execute(
                 update(outbox)
                 .where(outbox.c.id.in_([row.id for row in rows]))
@@ -98,21 +101,23 @@ class OutboxRelay:
         log.info("relay.started")
         loop = asyncio.get_running_loop()
         next_purge = loop.time()
-        while not stop.is_set():
-            try:
-                sent = await self.publish_pending()
-                if loop.time() >= next_purge:
-                    await self.purge_sent()
-                    next_purge = loop.time() + _PURGE_EVERY_S
-            except Exception:  # Kafka or database hiccup: keep the rows, try again shortly
-                log.exception("relay.publish_failed")
-                sent = 0
-                await _sleep_or_stop(stop, 1.0)
-                continue
-            if sent:
-                log.debug("relay.published", count=sent)
-            else:
-                await _sleep_or_stop(stop, self._poll_interval_s)
+        try:
+            while not stop.is_set():
+                try:
+                    sent = await self.publish_pending()
+                    if sent == 0 and loop.time() >= next_purge:
+                        await self.purge_sent()
+                        next_purge = loop.time() + _PURGE_EVERY_S
+                except Exception as exc:  # Kafka or database hiccup: keep the rows, retry soon
+                    log.warning("relay.publish_failed", error=f"{type(exc).__name__}: {exc}")
+                    await _sleep_or_stop(stop, 1.0)
+                    continue
+                if sent:
+                    log.debug("relay.published", count=sent)
+                else:
+                    await _sleep_or_stop(stop, self._poll_interval_s)
+        finally:
+            await self._lease.release()
         log.info("relay.stopped")
 
 

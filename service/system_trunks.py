@@ -39,8 +39,11 @@ def load_declarations(path: Path) -> list[tuple[UUID, dict[str, Any]]]:
     try:
         text = path.read_text()
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise SystemTrunksFileError(f"cannot read system trunks from {path}: {exc}") from exc
+    except OSError as exc:
+        raise SystemTrunksFileError(f"cannot read system trunks from {path}: {exc}") from None
+    except (ValueError, yaml.YAMLError) as exc:
+        # Say where, never what: the parsers quote the offending line, which may be a password.
+        raise SystemTrunksFileError(f"{path}: not valid {_where(exc)}") from None
     if not isinstance(data, list):
         raise SystemTrunksFileError(f"{path}: expected a list of trunks")
     declarations = []
@@ -54,6 +57,13 @@ def load_declarations(path: Path) -> list[tuple[UUID, dict[str, Any]]]:
             raise SystemTrunksFileError(f"{path}: trunk #{index}: `id` is not a UUID") from exc
         declarations.append((trunk_id, fields))
     return declarations
+
+
+def _where(exc: Exception) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"JSON (line {exc.lineno}, column {exc.colno})"
+    mark = getattr(exc, "problem_mark", None)
+    return f"YAML (line {mark.line + 1}, column {mark.column + 1})" if mark else "YAML/JSON"
 
 
 async def provision_system_trunks(container: Container) -> int:

@@ -108,5 +108,9 @@ class CommandBus:
             except InvalidHeaders:
                 continue
             future = self._pending.get(headers.correlation_id)
-            if future is not None and not future.done() and record.value is not None:
+            if future is None or future.done() or record.value is None:
+                continue
+            try:
                 future.set_result(Outcome(headers, json.loads(record.value)))
+            except ValueError as exc:  # an event that is not JSON fails its waiter, no one else
+                future.set_exception(exc)

@@ -12,19 +12,26 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-__all__ = ["create_engine", "migrate"]
+__all__ = ["READ_ONLY", "create_engine", "migrate"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+
+# Execution options of a connection that only reads: on SQLite it begins a deferred (shared)
+# transaction instead of taking the write lock.
+READ_ONLY = {"sqlite_read_only": True}
 
 
 def create_engine(url: str) -> AsyncEngine:
     """One engine per process; callers share it (never one per message)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+        return create_async_engine(
+            url, pool_size=5, max_overflow=5, pool_pre_ping=True, hide_parameters=True
+        )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+    # hide_parameters: error messages (logs, DLT headers) must not carry row values.
+    engine = create_async_engine(url, hide_parameters=True)
     _configure_sqlite(engine)
     return engine
 
@@ -44,7 +51,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = conn.get_execution_options().get("sqlite_read_only", False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def _alembic_config(connection: Connection) -> Config:

@@ -18,7 +18,7 @@ from service.domain.model import Credentials, Gateway, SipTrunk
 from service.messages import OutgoingMessage
 from service.ports import ProcessedCommand
 
-__all__ = ["SqlUnitOfWork", "utc"]
+__all__ = ["ConcurrentModification", "SqlUnitOfWork", "utc"]
 
 
 def utc(value: datetime) -> datetime:
@@ -49,12 +49,19 @@ class SqlTrunkRepository:
         await self._conn.execute(insert(sip_trunks).values(self._to_row(trunk)))
 
     async def update(self, trunk: SipTrunk) -> None:
-        await self._conn.execute(
-            update(sip_trunks).where(sip_trunks.c.id == str(trunk.id)).values(self._to_row(trunk))
+        # Optimistic guard: the row must still hold the version this change was based on.
+        result = await self._conn.execute(
+            update(sip_trunks)
+            .where(sip_trunks.c.id == str(trunk.id), sip_trunks.c.version < trunk.version)
+            .values(self._to_row(trunk))
         )
+        _one_row(result.rowcount, trunk.id)
 
     async def delete(self, trunk_id: UUID) -> None:
-        await self._conn.execute(delete(sip_trunks).where(sip_trunks.c.id == str(trunk_id)))
+        result = await self._conn.execute(
+            delete(sip_trunks).where(sip_trunks.c.id == str(trunk_id))
+        )
+        _one_row(result.rowcount, trunk_id)
 
     def _to_row(self, trunk: SipTrunk) -> dict[str, Any]:
         auth = trunk.authentication
@@ -93,6 +100,15 @@ class SqlTrunkRepository:
             updated_at=utc(row["updated_at"]),
             version=row["version"],
         )
+
+
+class ConcurrentModification(RuntimeError):
+    """Another transaction changed the trunk since it was read: the command is retried."""
+
+
+def _one_row(rowcount: int, trunk_id: UUID) -> None:
+    if rowcount != 1:
+        raise ConcurrentModification(f"trunk {trunk_id} changed concurrently")
 
 
 class SqlOutbox:
@@ -171,7 +187,11 @@ class SqlUnitOfWork:
 
     async def __aenter__(self) -> Self:
         self._conn = await self._engine.connect()
-        await self._conn.begin()
+        try:
+            await self._conn.begin()
+        except BaseException:
+            await self._conn.close()
+            raise
         self.trunks = SqlTrunkRepository(self._conn, self._cipher)
         self.outbox = SqlOutbox(self._conn)
         self.processed = SqlProcessedCommands(self._conn)

@@ -50,6 +50,10 @@ class Rejected(Exception):
         return f"{type(self).__name__}({self.reason.value!r}, {self.detail!r}, {self.errors!r})"
 
 
+# A rejection stays a small message whatever the input (thousands of unknown keys...).
+MAX_ERRORS = 50
+
+
 class ValidationFailed(Rejected):
     def __init__(self, errors: Iterable[FieldError]) -> None:
         # The first error per pointer only: an update is checked as a patch and as the merged
@@ -57,9 +61,10 @@ class ValidationFailed(Rejected):
         first: dict[str, FieldError] = {}
         for error in errors:
             first.setdefault(error.pointer, error)
-        errs = tuple(first.values())
-        pointers = ", ".join(e.pointer or "(body)" for e in errs)
-        super().__init__(Reason.VALIDATION_FAILED, f"invalid fields: {pointers}", errs)
+        errs = tuple(first.values())[:MAX_ERRORS]
+        pointers = ", ".join((e.pointer or "(body)")[:100] for e in errs[:10])
+        more = f" and {len(first) - 10} more" if len(first) > 10 else ""
+        super().__init__(Reason.VALIDATION_FAILED, f"invalid fields: {pointers}{more}", errs)
 
 
 class NotFound(Rejected):

@@ -19,7 +19,8 @@ Decisions where the contract is silent:
   filled in), in the contract's key order. `numbers` may be empty but must not repeat a number.
 - `destinationCountry`: an upper-case, currently assigned ISO 3166-1 alpha-2 code (list below).
 - `headers`: names are RFC 3261 tokens, unique case-insensitively (SIP header names are
-  case-insensitive); values refuse CR, LF and every other control character except TAB.
+  case-insensitive); values refuse CR, LF and every other control character except TAB; at most
+  50 headers (a bound the contract does not state: a trunk must fit in one Kafka message).
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ READ_ONLY_FIELDS: Final = ("id", "isSystem", "providerId", "createdAt", "updated
 DEFAULT_PORT: Final = 5060
 MAX_GATEWAYS: Final = 10
 MAX_NUMBERS: Final = 50
+# Not in the contract: bounds a trunk's size (merge patches add headers one update at a time,
+# and every snapshot must fit in a Kafka message).
+MAX_HEADERS: Final = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,6 +394,8 @@ def _check_headers(value: object, at: str, errors: Errors) -> dict[str, str] | I
         return _fail(
             errors, at, f"must be an object of header name to value, not {_json_type(value)}"
         )
+    if len(value) > MAX_HEADERS:
+        return _fail(errors, at, f"must contain at most {MAX_HEADERS} headers")
     seen: set[str] = set()
     before = len(errors)
     for name, header_value in value.items():

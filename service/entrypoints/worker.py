@@ -1,18 +1,20 @@
 """The command worker: a FastStream consumer of `sip-trunks.commands` in a consumer group.
 
-Each poll hands a batch of raw records to `handle_batch`, which applies every recognisable
-command in one database transaction (outcome events go to the outbox, published by the relay),
-dead-letters what it cannot read, and only then commits the Kafka offsets. Bad input never
-stops it; an unavailable database pauses it (the batch is redelivered) rather than losing data.
+Each poll hands a batch of raw records to `CommandWorker.handle_batch`, which applies every
+recognisable command in one database transaction (outcome events go to the outbox, published by
+the relay) and dead-letters what it cannot read; only then are the batch's offsets committed.
+Bad input never stops it. When the database is unavailable, or anything else goes wrong with
+the batch as a whole, the batch is rewound and retried: nothing is lost, nothing skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker, Topic
 from faststream.kafka.annotations import KafkaMessage
@@ -33,7 +35,9 @@ __all__ = ["CommandWorker", "create_app", "run_worker"]
 log = get_logger(__name__)
 
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
-_RETRIES = (0.1, 0.5, 2.0)  # backoff of a command retried on its own before it is dead-lettered
+_ATTEMPTS = 3  # tries of a command on its own before it counts as poison
+_BACKOFF_S = 0.2
+_PAUSE_S = 1.0  # before a batch is retried after a failure of the batch as a whole
 
 
 class CommandWorker:
@@ -43,53 +47,86 @@ class CommandWorker:
         self._dlt_topic = container.settings.topics.dlt
 
     async def handle_batch(self, records: Sequence[Record]) -> bool:
-        """Process a polled batch; True when it may be committed, False to redeliver it."""
+        """Process a polled batch; True when its offsets may be committed, False to retry it."""
         commands: list[tuple[Record, Command]] = []
+        unreadable: list[tuple[Record, str]] = []
         for record in records:
             try:
                 commands.append((record, read_command(record.value, list(record.headers))))
             except Unrecognisable as exc:
-                log.warning("command.dead_lettered", reason=str(exc), **_where(record))
-                await dead_letter(self._dlt, self._dlt_topic, record, str(exc))
-        if not commands:
-            return True
+                unreadable.append((record, str(exc)))
+        if commands and not await self._apply(commands):
+            return False
+        # Dead-letter after the commit: a batch retried for the database's sake must not send
+        # its unreadable records to the DLT again.
+        for record, why in unreadable:
+            log.warning("command.dead_lettered", reason=why, **_where(record))
+            await dead_letter(self._dlt, self._dlt_topic, record, why)
+        return True
+
+    async def _apply(self, commands: list[tuple[Record, Command]]) -> bool:
         try:
             await self._container.processor.process([cmd for _, cmd in commands])
             return True
-        except Exception:
-            log.exception("batch.failed", size=len(commands))
-        if not await self._database_ok():
-            return False
-        # The database works, so some command breaks the batch: isolate it.
+        except Exception as exc:  # isolate the culprit below
+            log.warning("batch.failed", size=len(commands), error=type(exc).__name__)
+        # One command may break the batch for all (a bug, data the database refuses): apply
+        # them one by one, so only that one is dead-lettered - if the database is healthy.
         for record, cmd in commands:
-            await self._process_alone(record, cmd)
+            if not await self._apply_alone(record, cmd):
+                return False
         return True
 
-    async def _process_alone(self, record: Record, cmd: Command) -> None:
+    async def _apply_alone(self, record: Record, cmd: Command) -> bool:
         error = ""
-        for delay in _RETRIES:
+        for attempt in range(_ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(_BACKOFF_S * 2**attempt)
             try:
                 await self._container.processor.process([cmd])
-                return
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
-                await asyncio.sleep(delay)
+                return True
+            except Exception as exc:  # judged below
+                error = f"{type(exc).__name__}: {str(exc)[:300]}"
+        if not await self._database_ok():
+            return False  # not this command's fault: retry the batch later
         log.error("command.dead_lettered", reason=error, command_id=cmd.ce.id, **_where(record))
         await dead_letter(self._dlt, self._dlt_topic, record, error)
+        return True
 
     async def _database_ok(self) -> bool:
         try:
             async with self._container.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
             return True
-        except Exception:
-            log.exception("database.unavailable")
-            await asyncio.sleep(1.0)
+        except Exception as exc:  # any failure here means "not now"
+            log.error("database.unavailable", error=type(exc).__name__)
             return False
 
 
 def _where(record: Record) -> dict[str, object]:
     return {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+
+
+async def _commit(consumer: AIOKafkaConsumer, records: Sequence[Record]) -> None:
+    """Commit exactly this batch's offsets, for the partitions this consumer still owns."""
+    offsets: dict[TopicPartition, int] = {}
+    for r in records:
+        tp = TopicPartition(r.topic, r.partition)
+        offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
+    owned = consumer.assignment()
+    await consumer.commit({tp: offset for tp, offset in offsets.items() if tp in owned})
+
+
+def _rewind(consumer: AIOKafkaConsumer, records: Sequence[Record]) -> None:
+    """Seek back to the batch's first records, so the next poll delivers them again."""
+    first: dict[TopicPartition, int] = {}
+    for r in records:
+        tp = TopicPartition(r.topic, r.partition)
+        first[tp] = min(first.get(tp, r.offset), r.offset)
+    owned = consumer.assignment()  # a partition lost to a rebalance is its new owner's now
+    for tp, offset in first.items():
+        if tp in owned:
+            consumer.seek(tp, offset)
 
 
 def create_app(container: Container, dlt_producer: AIOKafkaProducer) -> FastStream:
@@ -99,13 +136,16 @@ def create_app(container: Container, dlt_producer: AIOKafkaProducer) -> FastStre
         settings.kafka_bootstrap_servers,
         allow_auto_create_topics=False,  # topics are created by ensure_topics, with their configs
         request_timeout_ms=15000,
-        logger=None,
+        logger=logging.getLogger("faststream"),
     )
 
     async def raw_records(records: tuple[Record, ...]) -> KafkaAckableMessage:
         # Hand the records over untouched: garbage bytes, tombstones and odd headers are ours
         # to judge (FastStream's default parser would drop the whole batch on them).
         return KafkaAckableMessage(body=b"", raw_message=records, consumer=subscriber.consumer)
+
+    def no_decoding(_: Any) -> None:
+        return None
 
     subscriber = broker.subscriber(
         Topic(settings.topics.commands, declare=False),
@@ -117,16 +157,22 @@ def create_app(container: Container, dlt_producer: AIOKafkaProducer) -> FastStre
         # Offsets are committed by hand, after the transaction: never before (at-most-once).
         ack_policy=AckPolicy.MANUAL,
         parser=raw_records,
-        decoder=lambda _: None,
+        decoder=no_decoding,
         title="sip-trunks.commands",
     )
 
     @subscriber
     async def handle(msg: KafkaMessage) -> None:
-        if await worker.handle_batch(msg.raw_message):
-            await msg.ack()
-        else:
-            await msg.nack()  # seek back: the same batch comes again on the next poll
+        records: tuple[Record, ...] = msg.raw_message
+        consumer = subscriber.consumer
+        try:
+            if await worker.handle_batch(records):
+                await _commit(consumer, records)
+                return
+        except Exception:  # never let a batch slip by uncommitted and unretried
+            log.exception("batch.crashed", size=len(records))
+        _rewind(consumer, records)
+        await asyncio.sleep(_PAUSE_S)
 
     return FastStream(broker, logger=None)
 
@@ -141,11 +187,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         await provision_system_trunks(container)
         app = create_app(container, dlt_producer)
         async with app:
-            log.info(
-                "worker.started",
-                topic=settings.topics.commands,
-                group=settings.kafka_consumer_group,
-            )
+            log.info("worker.started", topic=settings.topics.commands)
             await stop.wait()
     finally:
         await dlt_producer.stop()

@@ -350,7 +350,7 @@ _command_like = st.fixed_dictionaries(
     },
 )
 _well_typed = st.fixed_dictionaries(
-    {"trunkId": st.uuids().map(str), "tenantId": st.none() | st.text(max_size=8)},
+    {"trunkId": st.uuids().map(str), "tenantId": st.none() | st.text(min_size=1, max_size=8)},
     optional={
         "expectedVersion": st.integers(),
         "changes": st.dictionaries(st.text(max_size=8), _json, max_size=3),
@@ -445,3 +445,32 @@ def test_command_ids_are_kept_verbatim() -> None:
     ce = replace(CloudEventHeaders.new(DELETE, "/s", "c"), id="  odd id ü ")
     cmd = read_command(delete_value(), ce.to_kafka())
     assert cmd.ce.id == "  odd id ü "
+
+
+@pytest.mark.parametrize("tenant", ["", "t" * 256])
+def test_an_empty_or_overlong_tenant_is_an_envelope_error(tenant: str) -> None:
+    cmd = read_command(encoded({"trunkId": str(TRUNK_ID), "tenantId": tenant}), headers(DELETE))
+    assert cmd.tenant_id is None
+    assert [e.pointer for e in cmd.errors] == ["/tenantId"]
+
+
+def test_a_body_over_64_kib_is_refused_not_parsed() -> None:
+    body = {"trunkId": str(TRUNK_ID), "tenantId": "acme", "name": "x" * 70_000, "gateways": []}
+    cmd = read_command(encoded(body), headers(CREATE))
+    assert cmd.model is None
+    assert [e.pointer for e in cmd.errors] == [""]
+    assert "65536 bytes" in cmd.errors[0].message
+
+
+def test_unpaired_surrogates_are_an_error_not_a_crash() -> None:
+    value = b'{"trunkId": "' + str(TRUNK_ID).encode() + b'", "tenantId": "\\ud800"}'
+    cmd = read_command(value, headers(DELETE))
+    assert cmd.tenant_id is None
+    assert cmd.errors
+
+
+def test_an_overlong_command_id_is_unrecognisable() -> None:
+    with pytest.raises(Unrecognisable):
+        read_command(
+            encoded({"trunkId": str(TRUNK_ID), "tenantId": None}), headers(DELETE, ce_id="i" * 256)
+        )

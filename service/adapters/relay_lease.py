@@ -1,0 +1,91 @@
+"""One active relay per database: the lease that makes the others wait as hot standbys.
+
+Publishing in outbox order is what keeps each trunk's events in order, and two relays sending
+at once would interleave. PostgreSQL: a session advisory lock on a connection the lease keeps
+open (checked before every batch; lost with the connection). SQLite: an exclusive `flock` on a
+file beside the database, which the kernel releases when the process dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+from typing import Protocol
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+__all__ = ["RelayLease", "lease_for"]
+
+_LOCK_KEY = "hashtext('sip-trunks-outbox-relay')"
+
+
+class RelayLease(Protocol):
+    async def held(self) -> bool:
+        """True when this relay may publish now (acquiring the lease if it is free)."""
+        ...
+
+    async def release(self) -> None: ...
+
+
+class PostgresLease:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._conn: AsyncConnection | None = None
+
+    async def held(self) -> bool:
+        try:
+            if self._conn is not None:
+                await self._conn.execute(text("SELECT 1"))  # still ours while the session lives
+                return True
+            conn = await self._engine.connect()
+            got = (await conn.execute(text(f"SELECT pg_try_advisory_lock({_LOCK_KEY})"))).scalar()
+            await conn.commit()
+            if got:
+                self._conn = conn
+                return True
+            await conn.close()
+            return False
+        except Exception:
+            await self.release()
+            raise
+
+    async def release(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with contextlib.suppress(Exception):
+                await conn.close()  # closing the session releases the advisory lock
+
+
+class FileLease:
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._fd: int | None = None
+
+    async def held(self) -> bool:
+        if self._fd is not None:
+            return True
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    async def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # drops the lock
+            self._fd = None
+
+
+def lease_for(engine: AsyncEngine) -> RelayLease:
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        if not database or database == ":memory:":
+            raise ValueError("the relay needs a SQLite database file")
+        return FileLease(Path(database + ".relay-lock"))
+    return PostgresLease(engine)
