@@ -117,8 +117,12 @@ class OutboxRelay:
                 else:
                     await _sleep_or_stop(stop, self._poll_interval_s)
         finally:
-            await self._lease.release()
+            await self.close()
         log.info("relay.stopped")
+
+    async def close(self) -> None:
+        """Give up the lease: a standby relay may take over."""
+        await self._lease.release()
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

@@ -55,8 +55,11 @@ class PostgresLease:
     async def release(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
+            # Ending the session releases the lock; close() would only return it to the pool.
             with contextlib.suppress(Exception):
-                await conn.close()  # closing the session releases the advisory lock
+                await conn.invalidate()
+            with contextlib.suppress(Exception):
+                await conn.close()
 
 
 class FileLease:

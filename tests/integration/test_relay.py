@@ -77,6 +77,7 @@ async def test_publishes_in_order_and_marks_sent(engine: AsyncEngine, tmp_path: 
     try:
         relay = OutboxRelay(engine, producer, batch_size=10)
         assert [await relay.publish_pending() for _ in range(4)] == [10, 10, 5, 0]
+        await relay.close()
     finally:
         await producer.stop()
     records = await read_all(topic, 25)
@@ -102,10 +103,30 @@ async def test_a_crash_before_marking_resends_the_same_events(
         with pytest.raises(RuntimeError):
             await crashing.publish_pending()
         monkeypatch.undo()
+        await crashing.close()  # as a dead process's lease goes
         assert await unsent(engine) == 3  # nothing marked: the rows are still there
-        assert await OutboxRelay(engine, producer).publish_pending() == 3
+        restarted = OutboxRelay(engine, producer)
+        assert await restarted.publish_pending() == 3
+        await restarted.close()
     finally:
         await producer.stop()
     ids = [dict(r.headers)["ce_id"] for r in await read_all(topic, 6)]
     assert ids == [b"event-0", b"event-1", b"event-2"] * 2  # re-sent, same ce_ids, in order
     assert await unsent(engine) == 0
+
+
+async def test_one_relay_publishes_at_a_time(engine: AsyncEngine, tmp_path: Path) -> None:
+    topic = await new_topic()
+    await stage(engine, tmp_path, messages(topic, 4))
+    producer = create_producer(KAFKA_BOOTSTRAP)
+    await producer.start()
+    try:
+        active, standby = OutboxRelay(engine, producer), OutboxRelay(engine, producer)
+        assert await active.publish_pending() == 4
+        await stage(engine, tmp_path, messages(topic, 2))
+        assert await standby.publish_pending() == 0  # the lease is taken
+        await active.close()
+        assert await standby.publish_pending() == 2  # and handed over
+        await standby.close()
+    finally:
+        await producer.stop()

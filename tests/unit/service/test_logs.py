@@ -11,8 +11,9 @@ from uuid import uuid4
 import pytest
 import structlog
 from fakes import PASSWORD, Harness, create, update
+from sip_trunk_contracts import MASKED_PASSWORD as MASK
 
-from service.logs import MASK, configure_logging, redact
+from service.logs import configure_logging, redact
 
 
 def redacted(**event: Any) -> dict[str, Any]:
