@@ -10,13 +10,21 @@ from typing import Any
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from sip_trunk_contracts import MASKED_PASSWORD
 
-__all__ = ["dead_letter", "redact_passwords"]
+__all__ = ["DeadLetters", "redact_passwords"]
 
 
-async def dead_letter(
-    producer: AIOKafkaProducer, dlt_topic: str, record: ConsumerRecord[bytes, bytes], why: str
-) -> None:
-    """Send `record` to the DLT with the `kafka_dlt-*` headers; return once the broker has it."""
+class DeadLetters:
+    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+        self._producer = producer
+        self._topic = topic
+
+    async def send(self, record: ConsumerRecord[bytes, bytes], why: str) -> None:
+        """Send `record` to the DLT with the `kafka_dlt-*` headers; return once it is stored."""
+        await (await self._producer.send(self._topic, **dead_letter_of(record, why)))
+
+
+def dead_letter_of(record: ConsumerRecord[bytes, bytes], why: str) -> dict[str, Any]:
+    """Key, value and headers of the DLT copy of `record`."""
     value = redact_passwords(record.value)
     headers = [
         *list(record.headers),
@@ -27,7 +35,7 @@ async def dead_letter(
     ]
     if value != record.value:
         headers.append(("kafka_dlt-redacted", b"password"))
-    await (await producer.send(dlt_topic, key=record.key, value=value, headers=headers))
+    return {"key": record.key, "value": value, "headers": headers}
 
 
 def redact_passwords(value: bytes | None) -> bytes | None:

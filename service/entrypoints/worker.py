@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -20,11 +20,13 @@ from faststream.kafka import KafkaBroker, Topic
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.message import KafkaAckableMessage
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.adapters.kafka_topics import ensure_topics
 from service.bootstrap import Container, build
 from service.config import Settings
-from service.dead_letters import dead_letter
+from service.dead_letters import DeadLetters
+from service.handlers import CommandProcessor
 from service.inbound import Command, Unrecognisable, read_command
 from service.logs import get_logger
 from service.relay import create_producer
@@ -41,10 +43,15 @@ _PAUSE_S = 1.0  # before a batch is retried after a failure of the batch as a wh
 
 
 class CommandWorker:
-    def __init__(self, container: Container, dlt_producer: AIOKafkaProducer) -> None:
-        self._container = container
-        self._dlt = dlt_producer
-        self._dlt_topic = container.settings.topics.dlt
+    def __init__(
+        self,
+        processor: CommandProcessor,
+        dead_letters: DeadLetters,
+        database_ok: Callable[[], Awaitable[bool]],
+    ) -> None:
+        self._processor = processor
+        self._dead_letters = dead_letters
+        self._database_ok = database_ok
 
     async def handle_batch(self, records: Sequence[Record]) -> bool:
         """Process a polled batch; True when its offsets may be committed, False to retry it."""
@@ -61,12 +68,12 @@ class CommandWorker:
         # its unreadable records to the DLT again.
         for record, why in unreadable:
             log.warning("command.dead_lettered", reason=why, **_where(record))
-            await dead_letter(self._dlt, self._dlt_topic, record, why)
+            await self._dead_letters.send(record, why)
         return True
 
     async def _apply(self, commands: list[tuple[Record, Command]]) -> bool:
         try:
-            await self._container.processor.process([cmd for _, cmd in commands])
+            await self._processor.process([cmd for _, cmd in commands])
             return True
         except Exception as exc:  # isolate the culprit below
             log.warning("batch.failed", size=len(commands), error=type(exc).__name__)
@@ -83,24 +90,25 @@ class CommandWorker:
             if attempt:
                 await asyncio.sleep(_BACKOFF_S * 2**attempt)
             try:
-                await self._container.processor.process([cmd])
+                await self._processor.process([cmd])
                 return True
             except Exception as exc:  # judged below
                 error = f"{type(exc).__name__}: {str(exc)[:300]}"
         if not await self._database_ok():
             return False  # not this command's fault: retry the batch later
         log.error("command.dead_lettered", reason=error, command_id=cmd.ce.id, **_where(record))
-        await dead_letter(self._dlt, self._dlt_topic, record, error)
+        await self._dead_letters.send(record, error)
         return True
 
-    async def _database_ok(self) -> bool:
-        try:
-            async with self._container.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-            return True
-        except Exception as exc:  # any failure here means "not now"
-            log.error("database.unavailable", error=type(exc).__name__)
-            return False
+
+async def _database_answers(engine: AsyncEngine) -> bool:
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True
+    except Exception as exc:  # any failure here means "not now"
+        log.error("database.unavailable", error=type(exc).__name__)
+        return False
 
 
 def _where(record: Record) -> dict[str, object]:
@@ -131,7 +139,11 @@ def _rewind(consumer: AIOKafkaConsumer, records: Sequence[Record]) -> None:
 
 def create_app(container: Container, dlt_producer: AIOKafkaProducer) -> FastStream:
     settings = container.settings
-    worker = CommandWorker(container, dlt_producer)
+    worker = CommandWorker(
+        container.processor,
+        DeadLetters(dlt_producer, settings.topics.dlt),
+        lambda: _database_answers(container.engine),
+    )
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
         allow_auto_create_topics=False,  # topics are created by ensure_topics, with their configs

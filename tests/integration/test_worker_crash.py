@@ -1,0 +1,103 @@
+"""Fault test: the worker process is killed (SIGKILL) mid-stream and restarted.
+
+Asserts the contract's guarantees across the crash: every command gets its outcome, a command
+applied before the crash is not applied again (a repeat carries the original event's `ce_id`),
+and each trunk's events keep command order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+from service.adapters.kafka_topics import ensure_topics
+from service.config import Settings
+from tests.conftest import KAFKA_BOOTSTRAP
+from tests.integration.kafka_stack import CREATE, UPDATE, Client, headers_of
+
+TRUNKS = 150
+
+
+async def start(role: str, env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service.entrypoints.cli",
+        role,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=asyncio.subprocess.STDOUT,
+    )
+
+
+async def test_sigkill_mid_stream_loses_nothing_and_applies_once(tmp_path: Path) -> None:
+    run = uuid.uuid4().hex[:8]
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": KAFKA_BOOTSTRAP,
+        "KAFKA_TOPIC_PREFIX": f"crash-{run}.",
+        "KAFKA_CONSUMER_GROUP": f"crash-{run}",
+        "DATA_DIR": str(tmp_path),
+        "WORKER_BATCH_SIZE": "10",
+        "LOG_LEVEL": "WARNING",
+    }
+    settings = Settings(
+        kafka_bootstrap_servers=KAFKA_BOOTSTRAP, kafka_topic_prefix=env["KAFKA_TOPIC_PREFIX"]
+    )
+    await ensure_topics(settings)
+    log = tmp_path / "processes.log"
+    relay = await start("relay", env, log)
+    worker = await start("worker", env, log)
+    client = Client(settings)
+    await client.start()
+    events = client.taps[settings.topics.events]
+    try:
+        sent: list[dict[str, str]] = []
+        for _ in range(TRUNKS):
+            trunk_id = str(uuid.uuid4())
+            body = {
+                "trunkId": trunk_id,
+                "tenantId": "acme",
+                "name": "T",
+                "gateways": [{"ipOrDomain": "sip.example.com", "name": "gw"}],
+            }
+            sent.append(await client.send(CREATE, body))
+            change = {"trunkId": trunk_id, "tenantId": "acme", "changes": {"name": "T2"}}
+            sent.append(await client.send(UPDATE, change))
+        # Kill the worker once it has answered some of the commands, but not all.
+        await events.wait_for(lambda r: True, count=TRUNKS // 3, within=60)
+        worker.send_signal(signal.SIGKILL)
+        await worker.wait()
+        answered_before = len(events.records)
+        assert answered_before < len(sent), "the worker finished before it could be killed"
+        worker = await start("worker", env, log)
+
+        by_command: dict[str, list[dict[str, str]]] = defaultdict(list)
+
+        def all_answered() -> bool:
+            by_command.clear()
+            for record in events.records:
+                by_command[headers_of(record)["ce_causationid"]].append(headers_of(record))
+            return all(command["ce_id"] in by_command for command in sent)
+
+        await events.wait_for(lambda r: all_answered(), count=1, within=90)
+    finally:
+        for process in (worker, relay):
+            if process.returncode is None:
+                process.terminate()
+                await process.wait()
+        await client.stop()
+
+    outcome_ids = {cmd: {h["ce_id"] for h in answers} for cmd, answers in by_command.items()}
+    assert all(len(ids) == 1 for ids in outcome_ids.values())  # repeats are the same event
+    per_trunk: dict[str, list[str]] = defaultdict(list)
+    for record in events.records:
+        per_trunk[record.key.decode()].append(headers_of(record)["ce_type"])
+    for types in per_trunk.values():
+        assert types[0] == "sip_trunks.TrunkCreated.v1"
+        assert "sip_trunks.TrunkRejected.v1" not in types  # the update never overtook its create
