@@ -71,5 +71,11 @@ constraints: $(STAMP)
 contracts: $(STAMP)
 	@$(BIN)/python -m sip_trunk_contracts._generate
 
+# Service throughput (worker + relay processes) as a ratio of a raw aiokafka pipe, same broker,
+# same run; BENCH_N=20000 by default, results also in .dev/bench-latest.json.
+bench: $(STAMP)
+	@dev/kafka.sh start
+	@$(BIN)/python -m bench.throughput
+
 clean: stop
 	rm -rf .dev data

@@ -1,0 +1,617 @@
+"""Throughput of the service as a fraction of the raw Kafka pipe, both measured in one run.
+
+Rows (same broker, same machine, same N, the same CreateSipTrunk messages: ~370 B of JSON
+plus ~220 B of CloudEvents headers):
+
+- raw pipe: aiokafka consume → produce between two 6-partition topics. `getmany` with the
+  worker's batch size and poll wait, the relay's idempotent producer, gather the acks, then
+  commit the offsets: what any consume-transform-produce service pays on this broker. Median
+  of three passes over the same input.
+- service <database>: `sip-trunks worker` and `sip-trunks relay` as two OS processes (as in
+  production, so both cores can be used) turning N commands into N outcome events.
+
+Every input is published before any clock starts. The timed windows:
+
+- raw pipe: from the first non-empty poll to the commit of the N-th message;
+- service: from the `ce_time` of the earliest outcome event (stamped by the worker as it
+  applies the first command, just after its first poll) to the arrival of the N-th outcome
+  event at this process's consumer. Process start-up (imports, migrations, group join) is
+  outside the window and reported apart as `startup_s`; `worker_s` is when the worker's
+  committed offsets covered every command (polled, ±0.2 s): the rest is the relay's tail.
+
+`ratio` is msgs/s over the raw pipe's msgs/s. `cpu` is the share of one core each process
+used during the window (from /proc). The table is also written to .dev/bench-latest.json.
+
+Environment: BENCH_N (20000), BENCH_TIMEOUT_S (per scenario, 150), BENCH_POSTGRES (`auto`: use
+TEST_POSTGRES_URL or the dev cluster of dev/postgres.sh when it answers; `0`: skip). The
+service's own variables (WORKER_BATCH_SIZE, RELAY_BATCH_SIZE, ...) pass through to both rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import platform
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from sqlalchemy import text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from service.adapters.kafka_topics import ensure_topics
+from service.config import Settings
+from service.logs import configure_logging
+from service.relay import create_producer
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / ".dev" / "bench-latest.json"
+PARTITIONS = 6
+RAW_REPEATS = 3
+DEV_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:55432/sip_trunks"
+# Variables the bench sets for the service processes; the rest of the environment passes through.
+SERVICE_ENV = (
+    "KAFKA_TOPIC_PREFIX",
+    "KAFKA_CONSUMER_GROUP",
+    "DATA_DIR",
+    "DATABASE_URL",
+    "ENCRYPTION_KEY",
+    "SYSTEM_TRUNKS_FILE",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+)
+
+Message = tuple[bytes, bytes, list[tuple[str, bytes]]]  # key, value, headers
+
+
+@dataclass(frozen=True)
+class Config:
+    n: int
+    timeout_s: float
+    postgres: str
+    settings: Settings  # the service's defaults and overrides, shared by the raw pipe
+
+    @classmethod
+    def from_env(cls) -> Config:
+        return cls(
+            n=int(os.environ.get("BENCH_N", "20000")),
+            timeout_s=float(os.environ.get("BENCH_TIMEOUT_S", "150")),
+            postgres=os.environ.get("BENCH_POSTGRES", "auto"),
+            settings=Settings(),
+        )
+
+    @property
+    def bootstrap(self) -> str:
+        return self.settings.kafka_bootstrap_servers
+
+
+@dataclass
+class Row:
+    scenario: str
+    messages: int
+    seconds: float
+    complete: bool = True
+    startup_s: float | None = None
+    worker_s: float | None = None  # service: until the worker had committed every command
+    rejected: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)
+    repeats: list[float] = field(default_factory=list)  # msgs/s of each repetition (raw pipe)
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds > 0 else 0.0
+
+
+# --- inputs ---------------------------------------------------------------------------------
+
+
+def create_commands(n: int) -> list[Message]:
+    """N valid CreateSipTrunk commands, distinct trunks and ids, headers per CONTRACT.md §3."""
+    sent_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    commands: list[Message] = []
+    for i in range(n):
+        trunk_id = str(uuid.uuid4())
+        body = {
+            "trunkId": trunk_id,
+            "tenantId": f"bench-tenant-{i % 50}",
+            "name": f"Bench trunk {i}",
+            "gateways": [
+                {"ipOrDomain": f"sip{i % 100}.bench.example.com", "port": 5060, "name": "primary"},
+                {"ipOrDomain": "203.0.113.10", "port": 5061, "name": "backup"},
+            ],
+            "authentication": {"username": f"bench_{i}", "password": "bench-pass-123"},
+            "advanced": {"transport": "udp", "numbers": ["+4930123456"]},
+        }
+        headers = {
+            "ce_specversion": "1.0",
+            "ce_id": str(uuid.uuid4()),
+            "ce_source": "/bench",
+            "ce_type": "sip_trunks.CreateSipTrunk.v1",
+            "ce_time": sent_at,
+            "content-type": "application/json",
+            "ce_correlationid": str(uuid.uuid4()),
+        }
+        commands.append(
+            (
+                trunk_id.encode(),
+                json.dumps(body, separators=(",", ":")).encode(),
+                [(k, v.encode()) for k, v in headers.items()],
+            )
+        )
+    return commands
+
+
+async def publish(bootstrap: str, topic: str, messages: Sequence[Message]) -> None:
+    # Tuned for loading, not measured: large batches, acknowledged before any clock starts.
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024
+    )
+    await producer.start()
+    try:
+        for start in range(0, len(messages), 5000):
+            futures = [
+                await producer.send(topic, key=key, value=value, headers=headers)
+                for key, value, headers in messages[start : start + 5000]
+            ]
+            await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+@contextlib.asynccontextmanager
+async def admin_client(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        yield admin
+    finally:
+        await admin.close()
+
+
+async def create_topics(bootstrap: str, names: Sequence[str]) -> None:
+    async with admin_client(bootstrap) as admin:
+        await admin.create_topics([NewTopic(name, PARTITIONS, 1) for name in names])
+        for _ in range(100):  # a new partition needs a leader before clients can use it
+            described = await admin.describe_topics(list(names))
+            if all(
+                t["error_code"] == 0 and all(p["leader"] >= 0 for p in t["partitions"])
+                for t in described
+            ):
+                return
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"no partition leaders for {names}")
+
+
+async def delete_topics(bootstrap: str, prefix: str) -> None:
+    async with admin_client(bootstrap) as admin:
+        names = [name for name in await admin.list_topics() if name.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names)
+
+
+# --- CPU accounting --------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process, from /proc (None when it is gone or not Linux)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # the command name may contain spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """Share of one core used by each named process between `start()` and `stop()`."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self._pids = pids
+        self._begin: dict[str, float | None] = {}
+        self._t0 = 0.0
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        self._begin = {name: cpu_seconds(pid) for name, pid in self._pids.items()}
+
+    def stop(self) -> dict[str, float]:
+        elapsed = time.monotonic() - self._t0
+        shares: dict[str, float] = {}
+        for name, pid in self._pids.items():
+            begin, end = self._begin.get(name), cpu_seconds(pid)
+            if begin is not None and end is not None and elapsed > 0:
+                shares[name] = round((end - begin) / elapsed, 2)
+        return shares
+
+
+def broker_pid() -> dict[str, int]:
+    """The local dev broker's pid, when dev/kafka.sh runs it (not for an external cluster)."""
+    pidfile = ROOT / ".dev" / "kafka" / "kafka.pid"
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or not pidfile.exists():
+        return {}
+    return {"kafka": int(pidfile.read_text().strip())}
+
+
+# --- scenario 1: the raw pipe ----------------------------------------------------------------
+
+
+async def raw_pass(cfg: Config, group: str, source: str, target: str) -> Row:
+    consumer = AIOKafkaConsumer(
+        source,
+        bootstrap_servers=cfg.bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    producer = create_producer(cfg.bootstrap)  # the relay's: idempotent, acks=all, linger 2 ms
+    await consumer.start()
+    await producer.start()
+    cpu = CpuMeter({"bench": os.getpid(), **broker_pid()})
+    moved, started = 0, 0.0
+    deadline = time.monotonic() + cfg.timeout_s
+    try:
+        while moved < cfg.n and time.monotonic() < deadline:
+            batches = await consumer.getmany(
+                timeout_ms=cfg.settings.worker_batch_timeout_ms,
+                max_records=cfg.settings.worker_batch_size,
+            )
+            records = [record for batch in batches.values() for record in batch]
+            if not records:
+                continue
+            if not started:
+                started = time.perf_counter()
+                cpu.start()
+            futures = [
+                await producer.send(target, key=r.key, value=r.value, headers=list(r.headers))
+                for r in records
+            ]
+            await asyncio.gather(*futures)
+            await consumer.commit()
+            moved += len(records)
+        elapsed = time.perf_counter() - started if started else 0.0
+        return Row("raw pipe", moved, elapsed, complete=moved >= cfg.n, cpu=cpu.stop())
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+async def raw_pipe(cfg: Config, prefix: str, source: str, target: str) -> Row:
+    """The median of RAW_REPEATS passes: a pass lasts ~2 s, short enough to be noisy alone.
+
+    Each pass is a fresh consumer group, so it reads the same pre-published input again.
+    """
+    passes = [await raw_pass(cfg, f"{prefix}raw.{i}", source, target) for i in range(RAW_REPEATS)]
+    median = sorted(passes, key=lambda row: row.rate)[len(passes) // 2]
+    median.repeats = [round(row.rate, 1) for row in passes]
+    return median
+
+
+# --- scenario 2: the service -----------------------------------------------------------------
+
+
+async def start_process(role: str, env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
+    cli = Path(sys.executable).parent / "sip-trunks"
+    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+        return await asyncio.create_subprocess_exec(
+            str(cli), role, env=env, cwd=log.parent, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+async def stop_process(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.terminate()  # SIGTERM: the service stops consuming and closes cleanly
+        try:
+            await asyncio.wait_for(process.wait(), 20)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def service_env(settings: Settings, database_url: str | None, workdir: Path) -> dict[str, str]:
+    """The service processes' environment: own topics, group and data folder, quiet logs."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k not in SERVICE_ENV}
+    env |= {
+        "KAFKA_TOPIC_PREFIX": settings.kafka_topic_prefix,
+        "KAFKA_CONSUMER_GROUP": settings.kafka_consumer_group,
+        "DATA_DIR": str(workdir / "data"),  # fresh SQLite file and encryption key
+        "LOG_LEVEL": "WARNING",
+        "LOG_FORMAT": "json",
+    }
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    return env
+
+
+@dataclass
+class Outcomes:
+    """What the events topic has shown so far (all times in seconds since the epoch)."""
+
+    count: int = 0
+    rejected: int = 0
+    first_event: float = float("inf")  # ce_time of the earliest outcome
+    last_arrival: float = 0.0
+    worker_done: float | None = None  # when the group's committed offsets covered every command
+
+    def add(self, records: Sequence[ConsumerRecord[bytes, bytes]], arrived: float) -> None:
+        self.last_arrival = arrived
+        for record in records:
+            headers = dict(record.headers)
+            self.count += 1
+            self.rejected += headers.get("ce_type", b"").endswith(b"TrunkRejected.v1")
+            stamped = datetime.fromisoformat(headers["ce_time"].decode()).timestamp()
+            self.first_event = min(self.first_event, stamped)
+
+
+async def committed(admin: AIOKafkaAdminClient, group: str, topic: str) -> int:
+    offsets = await admin.list_consumer_group_offsets(group)
+    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic)
+
+
+async def service(
+    cfg: Config, scenario: str, settings: Settings, database_url: str | None, workdir: Path
+) -> Row:
+    env = service_env(settings, database_url, workdir)
+    # Tail the events topic from its start before the service runs, so no outcome is missed.
+    counter = AIOKafkaConsumer(bootstrap_servers=cfg.bootstrap, enable_auto_commit=False)
+    await counter.start()
+    partitions = [TopicPartition(settings.topics.events, p) for p in range(PARTITIONS)]
+    counter.assign(partitions)
+    await counter.seek_to_beginning(*partitions)
+    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap)
+    await admin.start()
+
+    spawned = time.time()
+    processes = {
+        role: await start_process(role, env, workdir / f"{role}.log")
+        for role in ("worker", "relay")
+    }
+    pids = {role: process.pid for role, process in processes.items()}
+    cpu = CpuMeter({**pids, **broker_pid(), "bench": os.getpid()})
+    seen = Outcomes()
+    shares: dict[str, float] = {}
+    deadline = time.monotonic() + cfg.timeout_s
+    next_report = time.monotonic() + 5
+    try:
+        while seen.count < cfg.n and time.monotonic() < deadline:
+            for role, process in processes.items():
+                if process.returncode is not None:
+                    log = workdir / f"{role}.log"
+                    raise RuntimeError(f"{role} exited with {process.returncode}:\n{tail(log)}")
+            batches = await counter.getmany(timeout_ms=200, max_records=10_000)
+            if batches and not seen.count:
+                cpu.start()
+            seen.add([r for batch in batches.values() for r in batch], time.time())
+            # Worker and relay overlap; the commit offsets tell when the worker alone was done.
+            group, commands = settings.kafka_consumer_group, settings.topics.commands
+            if seen.worker_done is None and await committed(admin, group, commands) >= cfg.n:
+                seen.worker_done = time.time()
+            if time.monotonic() >= next_report:
+                print(f"  {scenario}: {seen.count}/{cfg.n} outcome events", file=sys.stderr)
+                next_report += 5
+        shares = cpu.stop() if seen.count else {}
+    finally:
+        await admin.close()
+        await counter.stop()
+        await asyncio.gather(*(stop_process(p) for p in processes.values()))
+    if not seen.count:
+        return Row(scenario, 0, 0.0, complete=False)
+    return Row(
+        scenario,
+        seen.count,
+        seen.last_arrival - seen.first_event,
+        complete=seen.count >= cfg.n,
+        startup_s=round(seen.first_event - spawned, 2),
+        worker_s=round(seen.worker_done - seen.first_event, 2) if seen.worker_done else None,
+        rejected=seen.rejected,
+        cpu=shares,
+    )
+
+
+# --- PostgreSQL (optional row) ---------------------------------------------------------------
+
+
+async def postgres_server(cfg: Config) -> tuple[URL | None, str]:
+    """The server to use and its version, or None and why not."""
+    if cfg.postgres == "0":
+        return None, "skipped (BENCH_POSTGRES=0)"
+    url = make_url(os.environ.get("TEST_POSTGRES_URL", DEV_POSTGRES_URL))
+    engine = create_async_engine(url, connect_args={"timeout": 5})
+    try:
+        async with engine.connect() as conn:
+            version = (await conn.execute(text("SHOW server_version"))).scalar_one()
+        return url, f"PostgreSQL {version}"
+    except Exception as exc:  # any failure to connect means: no such row
+        return None, f"not available at {url.render_as_string()} ({type(exc).__name__})"
+    finally:
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(server: URL, name: str) -> AsyncIterator[str]:
+    """A fresh database on `server`, dropped afterwards."""
+    admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+# --- report ----------------------------------------------------------------------------------
+
+
+def code_state() -> str:
+    """The commit measured, and whether the service's code differed from it (work in progress)."""
+    git = shutil.which("git") or "git"
+
+    def output(*args: str) -> str:
+        done = subprocess.run([git, *args], cwd=ROOT, capture_output=True, text=True)  # noqa: S603
+        return done.stdout
+
+    dirty = output("status", "--porcelain", "service", "contracts").strip()
+    return output("rev-parse", "--short", "HEAD").strip() + (
+        " + uncommitted service changes" if dirty else ""
+    )
+
+
+def machine(cfg: Config, postgres: str) -> dict[str, Any]:
+    pom = (ROOT / "dev" / "kafka" / "pom.xml").read_text()
+    kafka = re.search(r"<kafka\.version>(.+?)</kafka\.version>", pom)
+    cpuinfo = Path("/proc/cpuinfo")
+    model = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text()) if cpuinfo.exists() else None
+    return {
+        "cores": len(os.sched_getaffinity(0)),
+        "cpu": model.group(1) if model else platform.processor(),
+        "python": platform.python_version(),
+        "kafka": (
+            f"external cluster {cfg.bootstrap}"
+            if os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+            else f"Apache Kafka {kafka.group(1) if kafka else '?'} (dev/kafka, KRaft, 1 node)"
+        ),
+        "sqlite": sqlite3.sqlite_version,
+        "postgresql": postgres,
+        "code": code_state(),
+    }
+
+
+def report(cfg: Config, rows: list[Row], facts: dict[str, Any]) -> dict[str, Any]:
+    baseline = rows[0].rate
+    print()
+    print(
+        f"{'scenario':<20} {'messages':>9} {'seconds':>8} {'msgs/s':>9} {'ratio':>6}  cpu (cores)"
+    )
+    for row in rows:
+        ratio = row.rate / baseline if baseline else 0.0
+        flag = "" if row.complete else "  INCOMPLETE (timed out)"
+        cpu = " ".join(f"{name} {share:.2f}" for name, share in row.cpu.items())
+        print(
+            f"{row.scenario:<20} {row.messages:>9} {row.seconds:>8.2f} {row.rate:>9,.0f}"
+            f" {ratio:>6.3f}  {cpu}{flag}"
+        )
+    print()
+    for row in rows:
+        if row.repeats:
+            passes = ", ".join(f"{rate:,.0f}" for rate in row.repeats)
+            print(f"{row.scenario}: median of {len(row.repeats)} passes ({passes} msgs/s)")
+        if row.startup_s is not None:
+            print(
+                f"{row.scenario}: start-up {row.startup_s} s (not timed), worker done after"
+                f" {row.worker_s} s, {row.rejected} rejected"
+            )
+    print(
+        f"machine: {facts['cores']} cores ({facts['cpu']}), Python {facts['python']}, "
+        f"{facts['kafka']}, SQLite {facts['sqlite']}, PostgreSQL: {facts['postgresql']}"
+    )
+    print(f"code: {facts['code']}")
+    print(
+        f"batch: worker {cfg.settings.worker_batch_size} / {cfg.settings.worker_batch_timeout_ms}"
+        f" ms (raw pipe the same), relay {cfg.settings.relay_batch_size}; "
+        f"{PARTITIONS} partitions"
+    )
+    return {
+        "n": cfg.n,
+        "partitions": PARTITIONS,
+        "worker_batch_size": cfg.settings.worker_batch_size,
+        "worker_batch_timeout_ms": cfg.settings.worker_batch_timeout_ms,
+        "relay_batch_size": cfg.settings.relay_batch_size,
+        "machine": facts,
+        "rows": [
+            asdict(row) | {"msgs_per_s": round(row.rate, 1), "ratio": round(row.rate / baseline, 4)}
+            for row in rows
+        ],
+    }
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+async def run(cfg: Config, run_id: str, workdir: Path) -> tuple[list[Row], dict[str, Any]]:
+    prefix = f"{run_id}."
+    raw_in, raw_out = f"{prefix}raw.in", f"{prefix}raw.out"
+    pg_server, pg_note = await postgres_server(cfg)
+    backends: dict[str, URL | None] = {"sqlite": None}
+    if pg_server is not None:
+        backends["postgresql"] = pg_server
+    scenarios = {
+        name: Settings(
+            kafka_topic_prefix=f"{prefix}{name}.",
+            kafka_consumer_group=f"{prefix}{name}.worker",
+            kafka_partitions=PARTITIONS,
+        )
+        for name in backends
+    }
+
+    print(f"==> Publishing {cfg.n} commands to each of {1 + len(scenarios)} input topics")
+    messages = create_commands(cfg.n)
+    _, value, headers = messages[0]
+    header_bytes = sum(len(k) + len(v) for k, v in headers)
+    print(f"    message: {len(value)} B JSON value + {header_bytes} B CloudEvents headers")
+    await create_topics(cfg.bootstrap, [raw_in, raw_out])
+    await publish(cfg.bootstrap, raw_in, messages)
+    for settings in scenarios.values():
+        await ensure_topics(settings)
+        await publish(cfg.bootstrap, settings.topics.commands, messages)
+
+    print("==> raw pipe")
+    rows = [await raw_pipe(cfg, prefix, raw_in, raw_out)]
+    for name, server in backends.items():
+        print(f"==> service on {name} (worker + relay processes)")
+        settings = scenarios[name]
+        if server is None:
+            rows.append(await service(cfg, f"service {name}", settings, None, workdir / name))
+            continue
+        async with scratch_database(server, f"bench_{run_id.split('-')[-1]}") as url:
+            rows.append(await service(cfg, f"service {name}", settings, url, workdir / name))
+    return rows, machine(cfg, pg_note)
+
+
+async def main() -> int:
+    configure_logging("WARNING")
+    # Fresh partitions take a moment to have a known leader: aiokafka retries and says so.
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    cfg = Config.from_env()
+    run_id = f"bench-{uuid.uuid4().hex[:8]}"
+    workdir = ROOT / ".dev" / "bench" / run_id
+    ok = False
+    try:
+        rows, facts = await run(cfg, run_id, workdir)
+        results = report(cfg, rows, facts)
+        results |= {"run_id": run_id, "finished_at": datetime.now(UTC).isoformat()}
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"results: {RESULTS.relative_to(ROOT)}")
+        ok = all(row.complete for row in rows)
+    finally:
+        await delete_topics(cfg.bootstrap, f"{run_id}.")
+        if ok:
+            shutil.rmtree(workdir, ignore_errors=True)
+        elif workdir.exists():
+            print(f"logs and data kept in {workdir}", file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
