@@ -47,7 +47,6 @@ logs:
 
 test: $(STAMP)
 	@dev/kafka.sh start
-	@dev/postgres.sh install
 	@dev/postgres.sh start
 	@printf '\033[1;34m==>\033[0m Running the tests (unit, contracts, integration on Kafka, SQLite, PostgreSQL)\n'
 	@$(BIN)/pytest
