@@ -11,7 +11,6 @@ from pydantic import BaseModel
 from sip_trunk_contracts import (
     CloudEventHeaders,
     FieldError,
-    RejectionReason,
     Topics,
     TrunkCreated,
     TrunkDeleted,
@@ -71,7 +70,7 @@ class MessageFactory:
             tenantId=tenant_id,
             commandId=cause.command_id or "",
             commandType=cause.command_type,
-            reason=RejectionReason(refusal.reason.value),
+            reason=refusal.reason,
             detail=refusal.detail,
             errors=[FieldError(pointer=e.pointer, message=e.message) for e in refusal.errors],
         )

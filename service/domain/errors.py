@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import StrEnum
+
+from sip_trunk_contracts import RejectionReason
 
 __all__ = [
     "AlreadyExists",
@@ -18,17 +19,9 @@ __all__ = [
 ]
 
 
-class Reason(StrEnum):
-    """Rejection reasons of CONTRACT.md §3 (the `reason` of TrunkRejected, `code` on REST)."""
-
-    VALIDATION_FAILED = "validation_failed"
-    NOT_FOUND = "not_found"
-    SYSTEM_TRUNK_IMMUTABLE = "system_trunk_immutable"
-    VERSION_CONFLICT = "version_conflict"
-    ALREADY_EXISTS = "already_exists"
-    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
-    PROVIDER_REJECTED = "provider_rejected"
-    PROVIDER_UNAVAILABLE = "provider_unavailable"
+# The contract's closed list of reasons is the domain's vocabulary too: one enum, no mapping.
+# (The contracts package is plain pydantic models and constants: no I/O comes with it.)
+Reason = RejectionReason
 
 
 @dataclass(frozen=True, slots=True)
