@@ -1,8 +1,9 @@
 """Client side of the command topic: publish a command, await its outcome by correlation id.
 
-Used by the CLI (and the REST gateway). Every instance reads all partitions of the events topic
+Used by the REST gateway and the CLI. Every instance reads all partitions of the events topic
 from the end, without a consumer group, and resolves the pending future whose correlation id an
-event carries, so any number of instances work side by side.
+event carries, so any number of instances work side by side. Every event also goes to
+`on_event` first (the gateway's read model), so a caller that gets an outcome reads it back.
 """
 
 from __future__ import annotations
@@ -10,14 +11,25 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 from sip_trunk_contracts import CloudEventHeaders, InvalidHeaders, Topics
 
-__all__ = ["CommandBus", "Outcome"]
+from service.logs import get_logger
+
+__all__ = ["BrokerUnavailable", "CommandBus", "Outcome"]
+
+log = get_logger(__name__)
+
+EventHook = Callable[[str, dict[str, Any]], None]
+
+
+class BrokerUnavailable(Exception):
+    """The command could not be handed to Kafka in time: it was not sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,17 +39,34 @@ class Outcome:
 
 
 class CommandBus:
-    def __init__(self, bootstrap_servers: str, topics: Topics, source: str) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topics: Topics,
+        source: str,
+        *,
+        on_event: EventHook | None = None,
+        publish_timeout_s: float = 5.0,
+    ) -> None:
         self._topics = topics
         self._source = source
+        self._on_event = on_event
+        self._publish_timeout_s = publish_timeout_s
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers, enable_idempotence=True, linger_ms=0
+            bootstrap_servers=bootstrap_servers,
+            enable_idempotence=True,
+            linger_ms=0,
+            request_timeout_ms=int(publish_timeout_s * 1000),
         )
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None
         )
         self._pending: dict[str, asyncio.Future[Outcome]] = {}
         self._reader: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._reader is not None and not self._reader.done()
 
     async def start(self) -> None:
         await self._producer.start()
@@ -56,7 +85,7 @@ class CommandBus:
         await self._consumer.seek_to_end(*assigned)
         for tp in assigned:  # resolve the end offsets now: nothing published after start is missed
             await self._consumer.position(tp)
-        self._reader = asyncio.create_task(self._read_outcomes())
+        self._reader = asyncio.create_task(self._read_events())
 
     async def stop(self) -> None:
         if self._reader:
@@ -74,43 +103,66 @@ class CommandBus:
         command_id: str | None = None,
         correlation_id: str | None = None,
     ) -> CloudEventHeaders:
-        """Publish a command; returns its headers (`id` is the command id)."""
+        """Publish a command; returns its headers (`id` is the command id).
+
+        Raises BrokerUnavailable when Kafka has not acknowledged it within the publish timeout.
+        """
         headers = CloudEventHeaders.new(
             type=ce_type, source=self._source, correlation_id=correlation_id or str(uuid.uuid4())
         )
         if command_id:
             headers = replace(headers, id=command_id)
-        await self._producer.send_and_wait(
-            self._topics.commands,
-            key=key.encode(),
-            value=json.dumps(body).encode(),
-            headers=headers.to_kafka(),
-        )
+        try:
+            async with asyncio.timeout(self._publish_timeout_s):
+                await self._producer.send_and_wait(
+                    self._topics.commands,
+                    key=key.encode(),
+                    value=json.dumps(body).encode(),
+                    headers=headers.to_kafka(),
+                )
+        except (TimeoutError, KafkaError) as exc:
+            raise BrokerUnavailable(
+                f"Kafka did not take the command: {type(exc).__name__}"
+            ) from exc
         return headers
 
     async def request(
-        self, ce_type: str, body: Mapping[str, Any], *, key: str, timeout_s: float, **ids: str
+        self,
+        ce_type: str,
+        body: Mapping[str, Any],
+        *,
+        key: str,
+        timeout_s: float,
+        command_id: str | None = None,
+        correlation_id: str | None = None,
     ) -> Outcome:
-        """Publish a command and wait for the event with its correlation id."""
-        correlation_id = ids.pop("correlation_id", None) or str(uuid.uuid4())
+        """Publish a command and wait for the event with its correlation id.
+
+        Raises BrokerUnavailable (not sent) or TimeoutError (sent, no outcome in time).
+        """
+        correlation_id = correlation_id or str(uuid.uuid4())
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
         try:
-            await self.send(ce_type, body, key=key, correlation_id=correlation_id, **ids)
+            await self.send(
+                ce_type, body, key=key, command_id=command_id, correlation_id=correlation_id
+            )
             return await asyncio.wait_for(future, timeout_s)
         finally:
             self._pending.pop(correlation_id, None)
 
-    async def _read_outcomes(self) -> None:
+    async def _read_events(self) -> None:
         async for record in self._consumer:
+            if record.value is None:
+                continue
             try:
                 headers = CloudEventHeaders.from_kafka(list(record.headers))
-            except InvalidHeaders:
+                body = json.loads(record.value)
+            except (InvalidHeaders, ValueError):
+                log.warning("event.unreadable", partition=record.partition, offset=record.offset)
                 continue
+            if self._on_event is not None:
+                self._on_event(headers.type, body)
             future = self._pending.get(headers.correlation_id)
-            if future is None or future.done() or record.value is None:
-                continue
-            try:
-                future.set_result(Outcome(headers, json.loads(record.value)))
-            except ValueError as exc:  # an event that is not JSON fails its waiter, no one else
-                future.set_exception(exc)
+            if future is not None and not future.done():
+                future.set_result(Outcome(headers, body))

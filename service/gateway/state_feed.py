@@ -1,0 +1,82 @@
+"""Builds the read model from the compacted state topic: all of it at start, then follows it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from sip_trunk_contracts import TrunkState
+
+from service.gateway.read_model import ReadModel
+from service.logs import get_logger
+
+__all__ = ["StateFeed"]
+
+log = get_logger(__name__)
+
+
+class StateFeed:
+    def __init__(self, bootstrap_servers: str, topic: str, model: ReadModel) -> None:
+        self._topic = topic
+        self._model = model
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None
+        )
+        self._task: asyncio.Task[None] | None = None
+        self.caught_up = asyncio.Event()  # the gateway is not ready before this is set
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        try:
+            partitions = self._consumer.partitions_for_topic(self._topic)
+            if not partitions:
+                await self._consumer.topics()  # fetch the cluster metadata once
+                partitions = self._consumer.partitions_for_topic(self._topic)
+            if not partitions:
+                raise RuntimeError(f"topic {self._topic!r} does not exist")
+            assigned = [TopicPartition(self._topic, p) for p in sorted(partitions)]
+            self._consumer.assign(assigned)
+            await self._consumer.seek_to_beginning(*assigned)
+            ends = await self._consumer.end_offsets(assigned)
+        except BaseException:
+            await self._consumer.stop()
+            raise
+        self._task = asyncio.create_task(self._follow(ends))
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._consumer.stop()
+
+    async def _follow(self, ends: dict[TopicPartition, int]) -> None:
+        behind = {tp: end for tp, end in ends.items() if end > 0}
+        if not behind:
+            self._ready()
+        async for record in self._consumer:
+            self._apply(record.key, record.value)
+            tp = TopicPartition(record.topic, record.partition)
+            if tp in behind and record.offset + 1 >= behind[tp]:
+                del behind[tp]
+                if not behind:
+                    self._ready()
+
+    def _ready(self) -> None:
+        self.caught_up.set()
+        log.info("read_model.caught_up", trunks=len(self._model))
+
+    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        if value is None:
+            self._model.tombstone(key.decode())
+            return
+        try:
+            self._model.apply(TrunkState.CE_TYPE, json.loads(value))
+        except (ValueError, KeyError, TypeError):
+            log.warning("state.unreadable", key=key.decode(errors="replace"))
