@@ -55,16 +55,20 @@ class StateFeed:
         await self._consumer.stop()
 
     async def _follow(self, ends: dict[TopicPartition, int]) -> None:
-        behind = {tp: end for tp, end in ends.items() if end > 0}
-        if not behind:
-            self._ready()
-        async for record in self._consumer:
-            self._apply(record.key, record.value)
-            tp = TopicPartition(record.topic, record.partition)
-            if tp in behind and record.offset + 1 >= behind[tp]:
-                del behind[tp]
-                if not behind:
-                    self._ready()
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                for record in records:
+                    self._apply(record.key, record.value)
+            if not self.caught_up.is_set() and await self._reached(ends):
+                self._ready()
+
+    async def _reached(self, ends: dict[TopicPartition, int]) -> bool:
+        # Positions, not record offsets: compaction may have removed the last offsets.
+        for tp, end in ends.items():
+            if await self._consumer.position(tp) < end:
+                return False
+        return True
 
     def _ready(self) -> None:
         self.caught_up.set()
