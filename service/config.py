@@ -44,6 +44,15 @@ class Settings(BaseSettings):
     relay_batch_size: int = Field(default=500, ge=1)
     relay_poll_interval_s: float = Field(default=0.02, gt=0)
 
+    # Gateway (REST API)
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = Field(default=8080, ge=1, le=65535)
+    gateway_reply_timeout_s: float = Field(default=10.0, gt=0, description="then 504")
+    gateway_publish_timeout_s: float = Field(default=3.0, gt=0, description="then 503")
+    gateway_source: str = "/gateway"
+    # HS256 secret of the API's bearer tokens; default: a dev secret generated once in data_dir.
+    auth_jwt_secret: SecretStr | None = None
+
     # Logs
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"

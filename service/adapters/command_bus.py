@@ -87,6 +87,13 @@ class CommandBus:
             await self._consumer.position(tp)
         self._reader = asyncio.create_task(self._read_events())
 
+    async def broker_reachable(self) -> bool:
+        """Asks the cluster for its metadata: True when a broker answers."""
+        try:
+            return bool(await self._producer.client.fetch_all_metadata())
+        except KafkaError:
+            return False
+
     async def stop(self) -> None:
         if self._reader:
             self._reader.cancel()

@@ -1,0 +1,90 @@
+"""The gateway's Kafka side: the command bus (requests, outcome events) and the read model."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from service.adapters.command_bus import CommandBus, Outcome
+from service.config import Settings
+from service.gateway.read_model import ReadModel
+from service.gateway.state_feed import StateFeed
+
+__all__ = ["Backend", "KafkaBackend"]
+
+
+class Backend(Protocol):
+    """What the HTTP layer needs; tests give it an in-memory one."""
+
+    reads: ReadModel
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def ready(self) -> bool: ...
+    async def request(
+        self,
+        ce_type: str,
+        body: Mapping[str, Any],
+        *,
+        key: str,
+        command_id: str,
+        correlation_id: str,
+        timeout_s: float,
+    ) -> Outcome:
+        """Raises `service.adapters.command_bus.BrokerUnavailable` or `TimeoutError`."""
+        ...
+
+
+class KafkaBackend:
+    def __init__(self, settings: Settings) -> None:
+        self.reads = ReadModel()
+        servers = settings.kafka_bootstrap_servers
+        self._bus = CommandBus(
+            servers,
+            settings.topics,
+            settings.gateway_source,
+            on_event=self.reads.apply,
+            publish_timeout_s=settings.gateway_publish_timeout_s,
+        )
+        self._feed = StateFeed(servers, settings.topics.state, self.reads)
+
+    async def start(self) -> None:
+        await self._feed.start()
+        try:
+            await self._bus.start()
+        except BaseException:
+            await self._feed.stop()
+            raise
+
+    async def stop(self) -> None:
+        await self._bus.stop()
+        await self._feed.stop()
+
+    async def ready(self) -> bool:
+        if not (self._feed.caught_up.is_set() and self._feed.running and self._bus.running):
+            return False
+        try:
+            async with asyncio.timeout(2.0):
+                return await self._bus.broker_reachable()
+        except TimeoutError:
+            return False
+
+    async def request(
+        self,
+        ce_type: str,
+        body: Mapping[str, Any],
+        *,
+        key: str,
+        command_id: str,
+        correlation_id: str,
+        timeout_s: float,
+    ) -> Outcome:
+        return await self._bus.request(
+            ce_type,
+            body,
+            key=key,
+            command_id=command_id,
+            correlation_id=correlation_id,
+            timeout_s=timeout_s,
+        )
