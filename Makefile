@@ -1,12 +1,13 @@
 # The two commands a newcomer needs: `make run` (the stack, up and usable) and `make test`.
 # Both install what they need on a fresh machine and are fast the second time.
 SHELL := /bin/bash
+API := http://$(or $(GATEWAY_HOST),127.0.0.1):$(or $(GATEWAY_PORT),8080)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run stop status logs test test-unit lint format contracts constraints bench clean help
+.PHONY: run token stop status logs test test-unit lint format contracts constraints bench clean help
 
 help:
 	@echo "make run    - install, start Kafka, the worker and the relay (background)"
@@ -29,10 +30,16 @@ run: $(STAMP)
 	@dev/kafka.sh start
 	@dev/stack.sh up
 	@echo
-	@echo "The stack is up. Try it (another terminal or right here):"
-	@echo "  $(BIN)/sip-trunks watch events &        # every event, as JSON lines"
-	@echo "  $(BIN)/sip-trunks send create --tenant acme --data '{\"name\": \"Office\", \"gateways\": [{\"ipOrDomain\": \"sip.example.com\", \"name\": \"main\"}]}'"
-	@echo "Logs: make logs   Stop: make stop"
+	@echo "The stack is up: REST API at $(API), Kafka at 127.0.0.1:9092. Try it:"
+	@echo "  export TOKEN=\$$($(BIN)/sip-trunks token --tenant acme)"
+	@echo "  curl -s -X POST $(API)/api/v1/sip-trunks -H \"Authorization: Bearer \$$TOKEN\" -H 'Content-Type: application/json' \\"
+	@echo "       -d '{\"name\": \"Office\", \"gateways\": [{\"ipOrDomain\": \"sip.example.com\", \"name\": \"main\"}]}'"
+	@echo "  curl -s $(API)/api/v1/sip-trunks -H \"Authorization: Bearer \$$TOKEN\""
+	@echo "  $(BIN)/sip-trunks watch events      # every event on Kafka, as JSON lines"
+	@echo "More in README.md. Logs: make logs   Stop: make stop"
+
+token: $(STAMP)
+	@$(BIN)/sip-trunks token --tenant $(or $(TENANT),tenant-dev)
 
 stop:
 	@dev/stack.sh down
@@ -43,7 +50,7 @@ status:
 	@dev/stack.sh status; dev/kafka.sh status || true; dev/postgres.sh status || true
 
 logs:
-	@tail -n 50 -F .dev/logs/worker.log .dev/logs/relay.log
+	@tail -n 50 -F .dev/logs/worker.log .dev/logs/relay.log .dev/logs/gateway.log
 
 test: $(STAMP)
 	@dev/kafka.sh start

@@ -7,7 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 RUN="$STATE/run"
 LOGS="$STATE/logs"
 CLI="$ROOT/.venv/bin/sip-trunks"
-PROCESSES=(worker relay)
+PROCESSES=(worker relay gateway)
 mkdir -p "$RUN" "$LOGS"
 
 export SYSTEM_TRUNKS_FILE="${SYSTEM_TRUNKS_FILE-$ROOT/dev/system-trunks.yaml}"
@@ -24,6 +24,23 @@ wait_log() {
   die "$4: not ready after $3 s (log: $1)"
 }
 
+# wait_ready URL SECONDS WHAT: until URL answers 200 (the gateway's read model has caught up).
+wait_ready() {
+  local i
+  for ((i = 0; i < $2 * 5; i++)); do
+    "$ROOT/.venv/bin/python" - "$1" <<'PY' && { ok "$3 is ready at ${1%/readyz}"; return 0; }
+import sys, urllib.request
+try:
+    sys.exit(0 if urllib.request.urlopen(sys.argv[1], timeout=1).status == 200 else 1)
+except Exception:
+    sys.exit(1)
+PY
+    sleep 0.2
+  done
+  tail -n 30 "$LOGS/gateway.log" >&2
+  die "$3: not ready after $2 s (log: $LOGS/gateway.log)"
+}
+
 up() {
   step "Applying database migrations and creating Kafka topics"
   (cd "$ROOT" && "$CLI" migrate && "$CLI" topics) >&2
@@ -35,6 +52,7 @@ up() {
   done
   wait_log "$LOGS/worker.log" '"worker.started"' 60 "worker is consuming commands"
   wait_log "$LOGS/relay.log" '"relay.started"' 30 "relay is publishing the outbox"
+  wait_ready "http://${GATEWAY_HOST:-127.0.0.1}:${GATEWAY_PORT:-8080}/readyz" 60 "REST gateway"
 }
 
 down() {

@@ -85,6 +85,35 @@ async def _send(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if not outcome.headers.type.endswith("TrunkRejected.v1") else 2
 
 
+async def _gateway(settings: Settings) -> None:
+    import uvicorn  # the gateway's own dependency: the other commands do not pay for it
+
+    from service.gateway.app import create_app
+    from service.gateway.backend import KafkaBackend
+
+    app = create_app(settings, KafkaBackend(settings))
+    config = uvicorn.Config(
+        app,
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        log_config=None,  # our structlog set-up, not uvicorn's
+        access_log=False,
+        lifespan="on",
+    )
+    await uvicorn.Server(config).serve()
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    from service.gateway.tokens import READ_SCOPE, WRITE_SCOPE, jwt_secret, mint_token
+
+    scopes = [READ_SCOPE] if args.read_only else [READ_SCOPE, WRITE_SCOPE]
+    token = mint_token(
+        jwt_secret(settings), tenant=args.tenant, subject=args.sub, scopes=scopes, ttl_s=args.ttl
+    )
+    print(token)
+    return 0
+
+
 async def _watch(settings: Settings, args: argparse.Namespace) -> None:
     topic = getattr(settings.topics, args.topic)
     consumer = AIOKafkaConsumer(
@@ -127,6 +156,12 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--expected-version", type=int)
     send.add_argument("--id", help="command id (ce_id); resend one to see the duplicate answer")
     send.add_argument("--timeout", type=float, default=15.0)
+    sub.add_parser("gateway", help="serve the REST API (GATEWAY_HOST:GATEWAY_PORT)")
+    token = sub.add_parser("token", help="print a dev bearer token for the REST API")
+    token.add_argument("--tenant", default="tenant-dev")
+    token.add_argument("--sub", default="developer", help="the `sub` claim")
+    token.add_argument("--ttl", type=int, default=12 * 3600, help="seconds until it expires")
+    token.add_argument("--read-only", action="store_true", help="only sip-trunks:read")
     watch = sub.add_parser("watch", help="print a topic's messages as JSON lines")
     watch.add_argument("topic", choices=["events", "state", "commands", "dlt"])
     watch.add_argument("--from-beginning", action="store_true")
@@ -136,10 +171,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings()
+    if args.cmd == "token":  # no event loop, no logging set-up: just the token on stdout
+        return _token(settings, args)
     configure_logging(settings.log_level, settings.log_format)
     runners: dict[str, Callable[[], Coroutine[Any, Any, int | None]]] = {
         "worker": lambda: _until_signalled(lambda stop: run_worker(settings, stop)),
         "relay": lambda: _until_signalled(lambda stop: run_relay(settings, stop)),
+        "gateway": lambda: _gateway(settings),
         "migrate": lambda: _migrate(settings),
         "topics": lambda: _topics(settings),
         "send": lambda: _send(settings, args),

@@ -1,0 +1,34 @@
+"""End-to-end fixtures: the whole stack as processes, driven over HTTP like a user would."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from tests.conftest import KAFKA_BOOTSTRAP
+from tests.e2e.stack import Stack, running_stack
+
+SYSTEM_TRUNK_ID = str(uuid.uuid4())
+
+
+@pytest_asyncio.fixture(scope="session")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    tmp = tmp_path_factory.mktemp("e2e")
+    system = tmp / "system-trunks.json"
+    system.write_text(
+        json.dumps(
+            [
+                {
+                    "id": SYSTEM_TRUNK_ID,
+                    "name": "Platform trunk",
+                    "gateways": [{"ipOrDomain": "sip.platform.example", "name": "p"}],
+                }
+            ]
+        )
+    )
+    async with running_stack(tmp, KAFKA_BOOTSTRAP, SYSTEM_TRUNKS_FILE=str(system)) as running:
+        yield running
