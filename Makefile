@@ -82,6 +82,7 @@ contracts: $(STAMP)
 bench: $(STAMP)
 	@dev/kafka.sh start
 	@$(BIN)/python -m bench.throughput
+	@$(BIN)/python -m bench.latency
 
 clean: stop
 	rm -rf .dev data

@@ -7,10 +7,8 @@ and each trunk's events keep command order.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import sys
 import uuid
 from collections import defaultdict
 from pathlib import Path
@@ -18,21 +16,10 @@ from pathlib import Path
 from service.adapters.kafka_topics import ensure_topics
 from service.config import Settings
 from tests.conftest import KAFKA_BOOTSTRAP
+from tests.e2e.stack import start_process
 from tests.integration.kafka_stack import CREATE, UPDATE, Client, headers_of
 
 TRUNKS = 150
-
-
-async def start(role: str, env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "service.entrypoints.cli",
-        role,
-        env=env,
-        stdout=log.open("ab"),
-        stderr=asyncio.subprocess.STDOUT,
-    )
 
 
 async def test_sigkill_mid_stream_loses_nothing_and_applies_once(tmp_path: Path) -> None:
@@ -51,8 +38,8 @@ async def test_sigkill_mid_stream_loses_nothing_and_applies_once(tmp_path: Path)
     )
     await ensure_topics(settings)
     log = tmp_path / "processes.log"
-    relay = await start("relay", env, log)
-    worker = await start("worker", env, log)
+    relay = await start_process("relay", env, log)
+    worker = await start_process("worker", env, log)
     client = Client(settings)
     await client.start()
     events = client.taps[settings.topics.events]
@@ -75,7 +62,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_applies_once(tmp_path: Path)
         await worker.wait()
         answered_before = len(events.records)
         assert answered_before < len(sent), "the worker finished before it could be killed"
-        worker = await start("worker", env, log)
+        worker = await start_process("worker", env, log)
 
         by_command: dict[str, list[dict[str, str]]] = defaultdict(list)
 

@@ -1,0 +1,82 @@
+"""Latency of the REST API as a user sees it: PATCH and GET over loopback on the dev stack.
+
+Starts the real processes (worker, relay, gateway: `tests/e2e/stack.py`, as `make run` does)
+on the running broker with a fresh SQLite database, creates one trunk, warms up, then sends
+BENCH_LATENCY_N (1000) sequential PATCHes that each change the name (so every one goes
+through Kafka, the worker, the database, the relay and back), then as many GETs (served from
+the read model). Reports p50/p90/p99/max in milliseconds; also written to
+.dev/bench-latency.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.stack import running_stack
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = "/api/v1/sip-trunks"
+
+
+def summary(samples_s: list[float]) -> dict[str, float]:
+    ms = sorted(s * 1000 for s in samples_s)
+    q = statistics.quantiles(ms, n=100, method="inclusive")
+    return {"n": len(ms), "p50": q[49], "p90": q[89], "p99": q[98], "max": ms[-1]}
+
+
+async def timed(api: httpx.AsyncClient, method: str, url: str, **kw: object) -> float:
+    started = time.perf_counter()
+    response = await api.request(method, url, **kw)  # type: ignore[arg-type]
+    elapsed = time.perf_counter() - started
+    if response.status_code != 200:
+        raise RuntimeError(f"{method} {url}: {response.status_code} {response.text}")
+    return elapsed
+
+
+async def main() -> None:
+    n = int(os.environ.get("BENCH_LATENCY_N", "1000"))
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    with tempfile.TemporaryDirectory() as tmp:
+        async with (
+            running_stack(Path(tmp), bootstrap, LOG_LEVEL="WARNING") as stack,
+            stack.client() as api,
+        ):
+            body = {
+                "name": "Bench",
+                "gateways": [{"ipOrDomain": "sip.example.com", "name": "g"}],
+            }
+            created = await api.post(BASE, json=body)
+            url = f"{BASE}/{created.json()['id']}"
+            for i in range(50):  # warm-up: connections, caches
+                await timed(api, "PATCH", url, json={"name": f"warm {i}"})
+            patches = [await timed(api, "PATCH", url, json={"name": f"n{i}"}) for i in range(n)]
+            gets = [await timed(api, "GET", url) for _ in range(n)]
+    result = {
+        "patch_ms": summary(patches),
+        "get_ms": summary(gets),
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+        "database": "sqlite",
+    }
+    print(f"REST latency on the dev stack (loopback, {os.cpu_count()} cores, SQLite), ms:")
+    print(f"{'':8}{'n':>6}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}")
+    for name in ("patch_ms", "get_ms"):
+        s = result[name]
+        print(
+            f"{name[:-3].upper():8}{s['n']:>6}{s['p50']:>9.1f}{s['p90']:>9.1f}{s['p99']:>9.1f}{s['max']:>9.1f}"
+        )
+    out = ROOT / ".dev" / "bench-latency.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
