@@ -148,6 +148,9 @@ class CommandProcessor:
 
     async def process(self, commands: Sequence[Command]) -> None:
         async with self._uow_factory() as uow:
+            await uow.prefetch(
+                {cmd.trunk_id for cmd in commands}, {(cmd.ce.source, cmd.ce.id) for cmd in commands}
+            )
             for cmd in commands:
                 with structlog.contextvars.bound_contextvars(
                     correlation_id=cmd.ce.correlation_id,

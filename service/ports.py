@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -63,6 +63,12 @@ class UnitOfWork(Protocol):
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None: ...
+    async def prefetch(
+        self, trunk_ids: Collection[UUID], commands: Collection[tuple[str, str]]
+    ) -> None:
+        """A hint: load these trunks and processed-command rows (source, id) in one go."""
+        ...
+
     async def commit(self) -> None: ...
 
 

@@ -1,14 +1,20 @@
-"""The SQL unit of work: repositories over one AsyncConnection transaction (SQLAlchemy Core)."""
+"""The SQL unit of work: repositories over one AsyncConnection transaction (SQLAlchemy Core).
+
+Built for batches: `prefetch` loads a batch's trunks and processed-command rows in two queries,
+reads are then served from this transaction's own view, and outbox and processed-command rows
+are written in one multi-row insert each at commit. Trunk writes go straight to the database
+(their version guard must be checked row by row).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, tuple_, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -20,24 +26,51 @@ from service.ports import ProcessedCommand
 
 __all__ = ["ConcurrentModification", "SqlUnitOfWork", "utc"]
 
+# Statements built once: a per-row `.values(...)` rebuilds SQLAlchemy's cache key every call.
+_INSERT_TRUNK = insert(sip_trunks)
+_UPDATE_TRUNK = update(sip_trunks).where(
+    # Optimistic guard: the row must still hold a version older than the one being written.
+    sip_trunks.c.id == bindparam("b_id"),
+    sip_trunks.c.version < bindparam("b_version"),
+)
+_DELETE_TRUNK = delete(sip_trunks).where(sip_trunks.c.id == bindparam("b_id"))
+
 
 def utc(value: datetime) -> datetime:
     """SQLite hands back naive datetimes: they were written as UTC."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class ConcurrentModification(RuntimeError):
+    """Another transaction changed the trunk since it was read: the command is retried."""
+
+
+def _one_row(rowcount: int, trunk_id: UUID) -> None:
+    if rowcount != 1:
+        raise ConcurrentModification(f"trunk {trunk_id} changed concurrently")
+
+
 class SqlTrunkRepository:
     def __init__(self, conn: AsyncConnection, cipher: PasswordCipher) -> None:
         self._conn = conn
         self._cipher = cipher
+        self._known: dict[UUID, SipTrunk | None] = {}  # this transaction's view, by id
+
+    async def prefetch(self, trunk_ids: Collection[UUID]) -> None:
+        wanted = [i for i in trunk_ids if i not in self._known]
+        if not wanted:
+            return
+        rows = await self._conn.execute(
+            select(sip_trunks).where(sip_trunks.c.id.in_([str(i) for i in wanted]))
+        )
+        self._known.update(dict.fromkeys(wanted))
+        for row in rows.mappings():
+            self._known[UUID(row["id"])] = self._to_domain(row)
 
     async def get(self, trunk_id: UUID) -> SipTrunk | None:
-        row = (
-            (await self._conn.execute(select(sip_trunks).where(sip_trunks.c.id == str(trunk_id))))
-            .mappings()
-            .first()
-        )
-        return None if row is None else self._to_domain(row)
+        if trunk_id not in self._known:
+            await self.prefetch([trunk_id])
+        return self._known[trunk_id]
 
     async def list_all(self) -> list[SipTrunk]:
         rows = await self._conn.execute(
@@ -46,22 +79,18 @@ class SqlTrunkRepository:
         return [self._to_domain(row) for row in rows.mappings()]
 
     async def add(self, trunk: SipTrunk) -> None:
-        await self._conn.execute(insert(sip_trunks).values(self._to_row(trunk)))
+        await self._conn.execute(_INSERT_TRUNK, self._to_row(trunk))
+        self._known[trunk.id] = trunk
 
     async def update(self, trunk: SipTrunk) -> None:
-        # Optimistic guard: the row must still hold the version this change was based on.
-        result = await self._conn.execute(
-            update(sip_trunks)
-            .where(sip_trunks.c.id == str(trunk.id), sip_trunks.c.version < trunk.version)
-            .values(self._to_row(trunk))
-        )
-        _one_row(result.rowcount, trunk.id)
+        row = self._to_row(trunk) | {"b_id": str(trunk.id), "b_version": trunk.version}
+        _one_row((await self._conn.execute(_UPDATE_TRUNK, row)).rowcount, trunk.id)
+        self._known[trunk.id] = trunk
 
     async def delete(self, trunk_id: UUID) -> None:
-        result = await self._conn.execute(
-            delete(sip_trunks).where(sip_trunks.c.id == str(trunk_id))
-        )
+        result = await self._conn.execute(_DELETE_TRUNK, {"b_id": str(trunk_id)})
         _one_row(result.rowcount, trunk_id)
+        self._known[trunk_id] = None
 
     def _to_row(self, trunk: SipTrunk) -> dict[str, Any]:
         auth = trunk.authentication
@@ -102,75 +131,80 @@ class SqlTrunkRepository:
         )
 
 
-class ConcurrentModification(RuntimeError):
-    """Another transaction changed the trunk since it was read: the command is retried."""
-
-
-def _one_row(rowcount: int, trunk_id: UUID) -> None:
-    if rowcount != 1:
-        raise ConcurrentModification(f"trunk {trunk_id} changed concurrently")
-
-
 class SqlOutbox:
+    """Rows are written in one multi-row insert at commit, in the order they were added."""
+
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+        self._rows: list[dict[str, Any]] = []
 
     async def add(self, messages: Sequence[OutgoingMessage]) -> None:
-        if not messages:
-            return
         now = datetime.now(UTC)
-        await self._conn.execute(
-            insert(outbox),
-            [
-                {
-                    "topic": m.topic,
-                    "key": m.key,
-                    "headers": [list(h) for h in m.headers],
-                    "payload": m.payload,
-                    "created_at": now,
-                }
-                for m in messages
-            ],
-        )
+        self._rows += [
+            {
+                "topic": m.topic,
+                "key": m.key,
+                "headers": [list(h) for h in m.headers],
+                "payload": m.payload,
+                "created_at": now,
+            }
+            for m in messages
+        ]
+
+    async def flush(self) -> None:
+        if self._rows:
+            await self._conn.execute(insert(outbox), self._rows)
+            self._rows = []
 
 
 class SqlProcessedCommands:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+        self._known: dict[tuple[str, str], ProcessedCommand | None] = {}
+        self._rows: list[dict[str, Any]] = []
+
+    async def prefetch(self, keys: Collection[tuple[str, str]]) -> None:
+        wanted = [k for k in keys if k not in self._known]
+        if not wanted:
+            return
+        table = processed_commands
+        rows = await self._conn.execute(
+            select(table).where(tuple_(table.c.source, table.c.command_id).in_(wanted))
+        )
+        self._known.update(dict.fromkeys(wanted))
+        for row in rows.mappings():
+            self._known[(row["source"], row["command_id"])] = ProcessedCommand(
+                source=row["source"],
+                command_id=row["command_id"],
+                command_type=row["command_type"],
+                body_sha256=row["body_sha256"],
+                outcome=OutgoingMessage.from_json(row["outcome"]),
+                processed_at=utc(row["processed_at"]),
+            )
 
     async def get(self, source: str, command_id: str) -> ProcessedCommand | None:
-        table = processed_commands
-        row = (
-            (
-                await self._conn.execute(
-                    select(table).where(table.c.source == source, table.c.command_id == command_id)
-                )
-            )
-            .mappings()
-            .first()
-        )
-        if row is None:
-            return None
-        return ProcessedCommand(
-            source=row["source"],
-            command_id=row["command_id"],
-            command_type=row["command_type"],
-            body_sha256=row["body_sha256"],
-            outcome=OutgoingMessage.from_json(row["outcome"]),
-            processed_at=utc(row["processed_at"]),
-        )
+        key = (source, command_id)
+        if key not in self._known:
+            await self.prefetch([key])
+        return self._known[key]
 
     async def add(self, record: ProcessedCommand) -> None:
-        await self._conn.execute(
-            insert(processed_commands).values(
-                source=record.source,
-                command_id=record.command_id,
-                command_type=record.command_type,
-                body_sha256=record.body_sha256,
-                outcome=record.outcome.to_json(),
-                processed_at=record.processed_at,
-            )
+        self._known[(record.source, record.command_id)] = record
+        self._rows.append(
+            {
+                "source": record.source,
+                "command_id": record.command_id,
+                "command_type": record.command_type,
+                "body_sha256": record.body_sha256,
+                "outcome": record.outcome.to_json(),
+                "processed_at": record.processed_at,
+            }
         )
+
+    async def flush(self) -> None:
+        if self._rows:
+            await self._conn.execute(insert(processed_commands), self._rows)
+            self._rows = []
 
 
 class SqlUnitOfWork:
@@ -208,6 +242,14 @@ class SqlUnitOfWork:
             await self._conn.close()
             self._conn = None
 
+    async def prefetch(
+        self, trunk_ids: Collection[UUID], commands: Collection[tuple[str, str]]
+    ) -> None:
+        await self.trunks.prefetch(trunk_ids)
+        await self.processed.prefetch(commands)
+
     async def commit(self) -> None:
         assert self._conn is not None
+        await self.outbox.flush()
+        await self.processed.flush()
         await self._conn.commit()

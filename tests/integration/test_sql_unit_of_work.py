@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
-from uuid import uuid4
+from uuid import UUID, uuid4
 
-from sqlalchemy import select
+from sip_trunk_contracts import CloudEventHeaders, CreateSipTrunk, Topics, UpdateSipTrunk
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.adapters.encryption import load_cipher
-from service.adapters.schema import sip_trunks
+from service.adapters.provider_none import NoProvider
+from service.adapters.schema import outbox, sip_trunks
 from service.adapters.sql_unit_of_work import SqlUnitOfWork
 from service.domain.model import Credentials, Gateway, SipTrunk
+from service.handlers import CommandProcessor, Services
+from service.inbound import read_command
 from service.messages import OutgoingMessage
+from service.outgoing import MessageFactory
 from service.ports import ProcessedCommand
 
 PASSWORD = "plain-Secret-42"
@@ -118,3 +124,38 @@ async def test_list_all_oldest_first(engine: AsyncEngine, tmp_path: Path) -> Non
         await u.commit()
     async with uow(engine, tmp_path) as u:
         assert [t.id for t in await u.trunks.list_all()] == [older.id, newer.id]
+
+
+async def test_one_batch_sees_its_own_writes(engine: AsyncEngine, tmp_path: Path) -> None:
+    """Prefetched reads and buffered writes: later commands of a batch see earlier ones."""
+
+    def command(ce_type: str, body: dict[str, object], command_id: str) -> object:
+        ce = CloudEventHeaders.new(ce_type, "/test", "corr")
+        headers = [(k, command_id.encode() if k == "ce_id" else v) for k, v in ce.to_kafka()]
+        return read_command(json.dumps(body).encode(), headers)
+
+    trunk_id = str(uuid4())
+    create = {
+        "trunkId": trunk_id,
+        "tenantId": "acme",
+        "name": "A",
+        "gateways": [{"ipOrDomain": "sip.example.com", "name": "g"}],
+    }
+    update = {"trunkId": trunk_id, "tenantId": "acme", "changes": {"name": "B"}}
+    batch = [
+        command(CreateSipTrunk.CE_TYPE, create, "c1"),
+        command(UpdateSipTrunk.CE_TYPE, update, "c2"),
+        command(CreateSipTrunk.CE_TYPE, create, "c1"),  # a redelivery inside the batch
+        command(UpdateSipTrunk.CE_TYPE, {**update, "changes": {"name": "C"}}, "c3"),
+    ]
+    cipher = load_cipher(None, tmp_path)
+    services = Services(NoProvider(), MessageFactory(Topics.with_prefix("t."), "/svc"))
+    await CommandProcessor(lambda: SqlUnitOfWork(engine, cipher), services).process(batch)  # type: ignore[arg-type]
+    async with uow(engine, tmp_path) as u:
+        trunk = await u.trunks.get(UUID(trunk_id))
+        assert trunk is not None
+        assert (trunk.name, trunk.version) == ("C", 3)
+        assert await u.processed.get("/test", "c1") is not None
+    async with engine.connect() as conn:
+        count = (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
+    assert count == 7  # 3 outcomes + 3 snapshots + the repeated outcome

@@ -154,6 +154,9 @@ class FakeUnitOfWork:
         self._outbox = []
         self._processed = {}
 
+    async def prefetch(self, trunk_ids: Any, commands: Any) -> None:
+        """Nothing to load ahead: everything is in memory."""
+
     async def commit(self) -> None:
         self.db.trunks = dict(self._staged())
         self.db.outbox = list(self._outbox)
