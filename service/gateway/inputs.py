@@ -1,0 +1,110 @@
+"""Request shape checks: body, headers and path id. No field rules here: the worker decides."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from uuid import UUID
+
+from fastapi import Request
+from sip_trunk_contracts import FieldError
+
+from service.gateway.problems import Code, ProblemError
+
+__all__ = [
+    "JSON",
+    "MAX_BODY_BYTES",
+    "MERGE_PATCH_JSON",
+    "parse_idempotency_key",
+    "parse_if_match",
+    "parse_trunk_id",
+    "read_json_object",
+]
+
+JSON = "application/json"
+MERGE_PATCH_JSON = "application/merge-patch+json"  # RFC 7396's own type, for PATCH
+MAX_BODY_BYTES = 64 * 1024
+MAX_IDEMPOTENCY_KEY = 255
+# Versions are positive and fit a signed 64-bit column; leading zeros would be another ETag.
+_IF_MATCH = re.compile(r'"(0|[1-9][0-9]{0,17})"')
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _malformed(detail: str) -> ProblemError:
+    return ProblemError(Code.MALFORMED_REQUEST, detail)
+
+
+def _check_content_type(value: str | None, accepted: tuple[str, ...]) -> None:
+    media_type, *params = (value or "").split(";")
+    charsets = [
+        v.strip().strip('"').lower()
+        for k, _, v in (p.partition("=") for p in params)
+        if k.strip().lower() == "charset"
+    ]
+    # JSON is UTF-8 (RFC 8259 §8.1): a charset parameter may only say so.
+    if media_type.strip().lower() not in accepted or any(c != "utf-8" for c in charsets):
+        raise ProblemError(
+            Code.UNSUPPORTED_MEDIA_TYPE,
+            f"the body must be {' or '.join(accepted)} (UTF-8)",
+        )
+
+
+async def _read_limited(request: Request) -> bytes:
+    too_large = ProblemError(
+        Code.PAYLOAD_TOO_LARGE, f"the body may have at most {MAX_BODY_BYTES} bytes"
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_large  # refused before reading a byte
+    body = bytearray()
+    async for chunk in request.stream():  # a chunked body has no Content-Length: count
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise too_large
+    return bytes(body)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+async def read_json_object(request: Request, accepted: tuple[str, ...] = (JSON,)) -> dict[str, Any]:
+    """The body as a JSON object: 415, 413 or 400 otherwise, checked in that order."""
+    _check_content_type(request.headers.get("content-type"), accepted)
+    raw = await _read_limited(request)
+    try:
+        # Decode explicitly: json.loads(bytes) would also take UTF-16/32.
+        body = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except (ValueError, RecursionError):  # JSON and Unicode errors are ValueErrors
+        raise _malformed("the body is not valid UTF-8 JSON") from None
+    if not isinstance(body, dict):
+        raise _malformed("the body must be a JSON object")
+    return body
+
+
+def parse_idempotency_key(value: str | None) -> str | None:
+    if value is not None and not 0 < len(value) <= MAX_IDEMPOTENCY_KEY:
+        raise _malformed(f"Idempotency-Key must have 1-{MAX_IDEMPOTENCY_KEY} characters")
+    return value
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """The expected version from `If-Match: "<version>"`; `*` (or none) expects nothing."""
+    if value is None or value.strip() == "*":
+        return None
+    match = _IF_MATCH.fullmatch(value.strip())
+    if match is None:
+        raise _malformed('If-Match must be one strong ETag, "<version>", or *')
+    return int(match.group(1))
+
+
+def parse_trunk_id(value: str) -> UUID:
+    """The path id: a UUID in its canonical 8-4-4-4-12 hex form (any case)."""
+    if _UUID.fullmatch(value) is None:
+        raise ProblemError(
+            Code.VALIDATION_FAILED,
+            "the trunk id in the path is not a UUID",
+            errors=[FieldError(pointer="/id", message="must be a UUID")],
+        )
+    return UUID(value)

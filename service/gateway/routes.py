@@ -1,0 +1,244 @@
+"""The five operations of `/api/v1/sip-trunks` and the two probes.
+
+Checks run as dependencies, in the order of each signature: auth (401/403), then the body
+(415/413/400), then headers (400), then the path id (422); then the worker decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from service.adapters.command_bus import BrokerUnavailable
+from service.gateway.auth import Caller, authenticate, authorize
+from service.gateway.backend import Backend
+from service.gateway.commands import Command, create_command, delete_command, update_command
+from service.gateway.inputs import (
+    JSON,
+    MAX_IDEMPOTENCY_KEY,
+    MERGE_PATCH_JSON,
+    parse_idempotency_key,
+    parse_if_match,
+    parse_trunk_id,
+    read_json_object,
+)
+from service.gateway.openapi import CREATE_BODY, PATCH_BODY, documented
+from service.gateway.outcomes import BASE_PATH, outcome_response, trunk_response
+from service.gateway.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, next_link
+from service.gateway.problems import Code, ProblemError
+from service.gateway.tokens import READ_SCOPE, WRITE_SCOPE
+from service.logs import get_logger
+
+__all__ = ["Gateway", "allowed_methods", "probes", "trunks"]
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Gateway:
+    """What the routes use, kept in `app.state.gateway`."""
+
+    backend: Backend
+    jwt_secret: str
+    reply_timeout_s: float
+
+
+def _gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+def _caller(scope: str) -> Any:
+    def dependency(request: Request) -> Caller:
+        caller = authenticate(request.headers.get("authorization"), _gateway(request).jwt_secret)
+        authorize(caller, scope)
+        return caller
+
+    return Depends(dependency)
+
+
+async def _create_body(request: Request) -> dict[str, Any]:
+    return await read_json_object(request)
+
+
+async def _patch_body(request: Request) -> dict[str, Any]:
+    return await read_json_object(request, (JSON, MERGE_PATCH_JSON))
+
+
+def _idempotency_key(
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="a retry with the same key and body returns the first outcome; "
+            "the same key with another body is 422 idempotency_key_reused",
+            json_schema_extra={"minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
+        ),
+    ] = None,
+) -> str | None:
+    return parse_idempotency_key(key)
+
+
+def _expected_version(
+    value: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            description='the version the change expects, as its ETag ("3"), or *; '
+            "a stale version is 412",
+        ),
+    ] = None,
+) -> int | None:
+    return parse_if_match(value)
+
+
+def _trunk_id(
+    value: Annotated[str, Path(alias="id", json_schema_extra={"format": "uuid"})],
+) -> UUID:
+    return parse_trunk_id(value)
+
+
+def _request_id(
+    _: Annotated[
+        str | None,
+        Header(
+            alias="X-Request-ID",
+            description="becomes the command's correlation id; echoed on every response "
+            "(a new one when absent or not 1-200 printable ASCII characters)",
+        ),
+    ] = None,
+) -> None:
+    """Documentation only: the request id middleware reads the header."""
+
+
+Reader = Annotated[Caller, _caller(READ_SCOPE)]
+Writer = Annotated[Caller, _caller(WRITE_SCOPE)]
+CreateBody = Annotated[dict[str, Any], Depends(_create_body)]
+PatchBody = Annotated[dict[str, Any], Depends(_patch_body)]
+IdempotencyKey = Annotated[str | None, Depends(_idempotency_key)]
+ExpectedVersion = Annotated[int | None, Depends(_expected_version)]
+TrunkId = Annotated[UUID, Depends(_trunk_id)]
+
+trunks = APIRouter(prefix=BASE_PATH, tags=["sip-trunks"], dependencies=[Depends(_request_id)])
+probes = APIRouter(tags=["probes"])
+
+
+async def _execute(request: Request, command: Command) -> Response:
+    gateway = _gateway(request)
+    try:
+        outcome = await gateway.backend.request(
+            command.ce_type,
+            command.body,
+            key=command.trunk_id,
+            command_id=command.command_id,
+            correlation_id=request.state.request_id,
+            timeout_s=gateway.reply_timeout_s,
+        )
+    except BrokerUnavailable:
+        raise ProblemError(
+            Code.BROKER_UNAVAILABLE, "the message broker did not take the command; retry later"
+        ) from None
+    except TimeoutError:
+        raise _timeout(command) from None
+    if outcome.headers.causation_id not in (None, command.command_id):
+        # Another request's outcome under the same X-Request-ID: never hand it out.
+        log.warning("outcome.foreign", command_id=command.command_id)
+        raise _timeout(command)
+    return outcome_response(outcome)
+
+
+def _timeout(command: Command) -> ProblemError:
+    return ProblemError(
+        Code.TIMEOUT,
+        f"no outcome of command {command.command_id} in time; it may still be applied. "
+        "Retrying with the same Idempotency-Key is safe.",
+        command_id=command.command_id,
+    )
+
+
+@trunks.get("", **documented("listSipTrunks", READ_SCOPE))
+async def list_trunks(
+    caller: Reader,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(description="from the `Link` of the last page")] = None,
+) -> Response:
+    """The caller's tenant's trunks and the system trunks, oldest first."""
+    after = decode_cursor(cursor) if cursor is not None else None
+    # One more than asked: a next page is announced only when there is one.
+    records = _gateway(request).backend.reads.page(caller.tenant, after=after, limit=limit + 1)
+    response = JSONResponse([dict(record.trunk) for record in records[:limit]])
+    if len(records) > limit:
+        response.headers["Link"] = next_link(BASE_PATH, limit, records[limit - 1].order_key)
+    return response
+
+
+@trunks.post("", status_code=201, **documented("createSipTrunk", WRITE_SCOPE, CREATE_BODY))
+async def create_trunk(
+    caller: Writer, fields: CreateBody, key: IdempotencyKey, request: Request
+) -> Response:
+    return await _execute(request, create_command(caller.tenant, fields, key))
+
+
+@trunks.get("/{id}", **documented("getSipTrunk", READ_SCOPE))
+async def get_trunk(caller: Reader, trunk_id: TrunkId, request: Request) -> Response:
+    record = _gateway(request).backend.reads.get(str(trunk_id))
+    if record is None or not record.visible_to(caller.tenant):
+        # Another tenant's trunk is not found either: its existence is not revealed.
+        raise ProblemError(Code.NOT_FOUND, f"no trunk {trunk_id}")
+    return trunk_response(dict(record.trunk), record.version)
+
+
+@trunks.patch("/{id}", **documented("updateSipTrunk", WRITE_SCOPE, PATCH_BODY))
+async def update_trunk(
+    caller: Writer,
+    changes: PatchBody,
+    version: ExpectedVersion,
+    key: IdempotencyKey,
+    trunk_id: TrunkId,
+    request: Request,
+) -> Response:
+    command = update_command(caller.tenant, trunk_id, changes, version, key)
+    return await _execute(request, command)
+
+
+@trunks.delete("/{id}", status_code=204, **documented("deleteSipTrunk", WRITE_SCOPE))
+async def delete_trunk(
+    caller: Writer,
+    version: ExpectedVersion,
+    key: IdempotencyKey,
+    trunk_id: TrunkId,
+    request: Request,
+) -> Response:
+    return await _execute(request, delete_command(caller.tenant, trunk_id, version, key))
+
+
+@probes.get("/healthz", **documented("healthz"))
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@probes.get("/readyz", **documented("readyz"))
+async def readyz(request: Request) -> dict[str, str]:
+    try:
+        ready = await _gateway(request).backend.ready()
+    except Exception:  # a probe answers, whatever the backend does
+        log.exception("readiness.failed")
+        ready = False
+    if not ready:
+        raise ProblemError(Code.BROKER_UNAVAILABLE, "not connected to Kafka or not caught up")
+    return {"status": "ok"}
+
+
+def allowed_methods(path: str) -> list[str]:
+    """The methods of a path, for the `Allow` header of a 405."""
+    methods: set[str] = set()
+    for route in (*trunks.routes, *probes.routes):
+        if isinstance(route, APIRoute) and route.path_regex.match(path):
+            methods |= route.methods or set()
+    return sorted(methods)
