@@ -29,7 +29,7 @@ from service.views import to_view
 sys.path.insert(0, str(Path(__file__).parents[1] / "service"))
 from fakes import TOPICS, Harness, payload
 
-SECRET = "test-secret-of-the-gateway-tests-0123456789"
+SECRET = "test-secret-of-the-gateway-tests-0123456789-abcdefghij"
 TENANT = "tenant-a"
 OTHER_TENANT = "tenant-b"
 BASE = "/api/v1/sip-trunks"
