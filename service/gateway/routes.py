@@ -54,7 +54,8 @@ def _gateway(request: Request) -> Gateway:
 
 
 def _caller(scope: str) -> Any:
-    def dependency(request: Request) -> Caller:
+    # Dependencies are `async`: FastAPI would run plain functions in a thread pool.
+    async def dependency(request: Request) -> Caller:
         caller = authenticate(request.headers.get("authorization"), _gateway(request).jwt_secret)
         authorize(caller, scope)
         return caller
@@ -70,7 +71,7 @@ async def _patch_body(request: Request) -> dict[str, Any]:
     return await read_json_object(request, (JSON, MERGE_PATCH_JSON))
 
 
-def _idempotency_key(
+async def _idempotency_key(
     key: Annotated[
         str | None,
         Header(
@@ -84,7 +85,7 @@ def _idempotency_key(
     return parse_idempotency_key(key)
 
 
-def _expected_version(
+async def _expected_version(
     value: Annotated[
         str | None,
         Header(
@@ -97,13 +98,13 @@ def _expected_version(
     return parse_if_match(value)
 
 
-def _trunk_id(
+async def _trunk_id(
     value: Annotated[str, Path(alias="id", json_schema_extra={"format": "uuid"})],
 ) -> UUID:
     return parse_trunk_id(value)
 
 
-def _request_id(
+async def _request_id(
     _: Annotated[
         str | None,
         Header(
