@@ -1,9 +1,11 @@
 """Client side of the command topic: publish a command, await its outcome by correlation id.
 
 Used by the REST gateway and the CLI. Every instance reads all partitions of the events topic
-from the end, without a consumer group, and resolves the pending future whose correlation id an
-event carries, so any number of instances work side by side. Every event also goes to
-`on_event` first (the gateway's read model), so a caller that gets an outcome reads it back.
+from the end, without a consumer group, and resolves the requests waiting for the command an
+event answers (its `ce_causationid`), so any number of instances work side by side, and two
+requests carrying one command (retries with one Idempotency-Key) both get its outcome.
+Every event also goes to `on_event` first (the gateway's read model), so a caller that gets
+an outcome reads it back.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ class CommandBus:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None
         )
-        self._pending: dict[str, asyncio.Future[Outcome]] = {}
+        self._waiting: dict[str, list[asyncio.Future[Outcome]]] = {}  # by command id
         self._reader: asyncio.Task[None] | None = None
 
     @property
@@ -143,20 +145,23 @@ class CommandBus:
         command_id: str | None = None,
         correlation_id: str | None = None,
     ) -> Outcome:
-        """Publish a command and wait for the event with its correlation id.
+        """Publish a command and wait for the event that answers it.
 
         Raises BrokerUnavailable (not sent) or TimeoutError (sent, no outcome in time).
         """
-        correlation_id = correlation_id or str(uuid.uuid4())
+        command_id = command_id or str(uuid.uuid4())
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._pending[correlation_id] = future
+        waiters = self._waiting.setdefault(command_id, [])
+        waiters.append(future)
         try:
             await self.send(
                 ce_type, body, key=key, command_id=command_id, correlation_id=correlation_id
             )
             return await asyncio.wait_for(future, timeout_s)
         finally:
-            self._pending.pop(correlation_id, None)
+            waiters.remove(future)
+            if not waiters:
+                self._waiting.pop(command_id, None)
 
     async def _read_events(self) -> None:
         async for record in self._consumer:
@@ -170,6 +175,6 @@ class CommandBus:
                 continue
             if self._on_event is not None:
                 self._on_event(headers.type, body)
-            future = self._pending.get(headers.correlation_id)
-            if future is not None and not future.done():
-                future.set_result(Outcome(headers, body))
+            for future in self._waiting.get(headers.causation_id or "", []):
+                if not future.done():
+                    future.set_result(Outcome(headers, body))

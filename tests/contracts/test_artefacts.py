@@ -73,7 +73,7 @@ def test_imports_nothing_but_pydantic_and_stdlib() -> None:
         "import sys, sip_trunk_contracts, sip_trunk_contracts._generate\n"
         "print('\\n'.join(sorted({m.split('.')[0] for m in sys.modules})))"
     )
-    out = subprocess.run(  # noqa: S603 - fixed argv, our own interpreter
+    out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split()
     third_party = set(out) - set(sys.stdlib_module_names) - allowed - {"sip_trunk_contracts"}
