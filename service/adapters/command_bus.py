@@ -79,9 +79,12 @@ class CommandBus:
             await self.stop()
             raise
 
+    async def partitions_for(self, topic: str) -> set[int]:
+        """The topic's partitions (a producer's lookup fetches metadata, a consumer's does not)."""
+        return set(await self._producer.partitions_for(topic))
+
     async def _listen_from_end(self) -> None:
-        # The producer's lookup waits for metadata (the consumer's does not fetch it).
-        partitions = await self._producer.partitions_for(self._topics.events)
+        partitions = await self.partitions_for(self._topics.events)
         assigned = [TopicPartition(self._topics.events, p) for p in sorted(partitions)]
         self._consumer.assign(assigned)
         await self._consumer.seek_to_end(*assigned)

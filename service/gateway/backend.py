@@ -47,14 +47,15 @@ class KafkaBackend:
             on_event=self.reads.apply,
             publish_timeout_s=settings.gateway_publish_timeout_s,
         )
-        self._feed = StateFeed(servers, settings.topics.state, self.reads)
+        self._state_topic = settings.topics.state
+        self._feed = StateFeed(servers, self._state_topic, self.reads)
 
     async def start(self) -> None:
-        await self._feed.start()
+        await self._bus.start()
         try:
-            await self._bus.start()
+            await self._feed.start(await self._bus.partitions_for(self._state_topic))
         except BaseException:
-            await self._feed.stop()
+            await self._bus.stop()
             raise
 
     async def stop(self) -> None:

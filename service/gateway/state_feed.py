@@ -30,15 +30,10 @@ class StateFeed:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    async def start(self) -> None:
+    async def start(self, partitions: set[int]) -> None:
+        """Read the topic's `partitions` from the beginning (the caller looked them up)."""
         await self._consumer.start()
         try:
-            partitions = self._consumer.partitions_for_topic(self._topic)
-            if not partitions:
-                await self._consumer.topics()  # fetch the cluster metadata once
-                partitions = self._consumer.partitions_for_topic(self._topic)
-            if not partitions:
-                raise RuntimeError(f"topic {self._topic!r} does not exist")
             assigned = [TopicPartition(self._topic, p) for p in sorted(partitions)]
             self._consumer.assign(assigned)
             await self._consumer.seek_to_beginning(*assigned)
