@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -18,21 +18,37 @@ from tests.conftest import POSTGRES_URL
 BACKENDS = ["sqlite", "postgresql"]
 
 
+NewDatabase = Callable[[], Awaitable[str]]
+
+
 @pytest_asyncio.fixture(scope="session")
-async def postgres_url() -> AsyncIterator[str]:
-    """A fresh database on the test PostgreSQL server, dropped at the end of the session."""
+async def new_postgres_database() -> AsyncIterator[NewDatabase]:
+    """Makes fresh databases on the test PostgreSQL server; drops them at the end."""
     admin_url = make_url(POSTGRES_URL)
-    name = f"sip_trunks_test_{uuid.uuid4().hex[:10]}"
     admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except OSError as exc:
-        pytest.fail(f"PostgreSQL not reachable at {POSTGRES_URL} ({exc}): run `make test`")
-    yield admin_url.set(database=name).render_as_string(hide_password=False)
+    names: list[str] = []
+
+    async def new() -> str:
+        name = f"sip_trunks_test_{uuid.uuid4().hex[:10]}"
+        try:
+            async with admin.connect() as conn:
+                await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        except OSError as exc:
+            pytest.fail(f"PostgreSQL not reachable at {POSTGRES_URL} ({exc}): run `make test`")
+        names.append(name)
+        return admin_url.set(database=name).render_as_string(hide_password=False)
+
+    yield new
     async with admin.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        for name in names:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     await admin.dispose()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def postgres_url(new_postgres_database: NewDatabase) -> str:
+    """The database the adapter tests share (emptied before each test)."""
+    return await new_postgres_database()
 
 
 def database_url_for(backend: str, tmp: Path, postgres: str) -> str:

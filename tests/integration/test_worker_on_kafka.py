@@ -20,7 +20,7 @@ from service.adapters.encryption import load_cipher
 from service.adapters.sql_unit_of_work import SqlUnitOfWork
 from service.config import Settings
 from tests.conftest import KAFKA_BOOTSTRAP
-from tests.integration.conftest import BACKENDS, database_url_for
+from tests.integration.conftest import BACKENDS, NewDatabase, database_url_for
 from tests.integration.kafka_stack import (
     CREATE,
     DELETE,
@@ -37,7 +37,9 @@ GATEWAY = {"ipOrDomain": "sip.example.com", "port": 5060, "name": "Primary"}
 
 @pytest_asyncio.fixture(scope="session", params=BACKENDS)
 async def service(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, postgres_url: str
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    new_postgres_database: NewDatabase,
 ) -> AsyncIterator[Client]:
     tmp = tmp_path_factory.mktemp(request.param)
     system_file = tmp / "system-trunks.json"
@@ -50,7 +52,7 @@ async def service(
         kafka_topic_prefix=f"test-{run}.",
         kafka_consumer_group=f"test-worker-{run}",
         data_dir=tmp,
-        database_url=database_url_for(request.param, tmp, postgres_url),
+        database_url=database_url_for(request.param, tmp, await new_postgres_database()),
         system_trunks_file=system_file,
         log_format="json",
     )
