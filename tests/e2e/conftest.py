@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -12,7 +11,8 @@ import pytest_asyncio
 from tests.conftest import KAFKA_BOOTSTRAP
 from tests.e2e.stack import Stack, running_stack
 
-SYSTEM_TRUNK_ID = str(uuid.uuid4())
+# Fixed: this module is imported twice (as pytest's conftest and by the tests).
+SYSTEM_TRUNK_ID = "5e7a7e00-0000-4000-8000-00000000e2e0"
 
 
 @pytest_asyncio.fixture(scope="session")

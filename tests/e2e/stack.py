@@ -39,9 +39,10 @@ class Stack:
     ) -> str:
         return mint_token(self.secret, tenant=tenant, scopes=scopes, **kw)
 
-    def client(self, tenant: str | None = "acme", **kw: object) -> httpx.AsyncClient:
+    def client(self, tenant: str | None = "acme", base_url: str = "") -> httpx.AsyncClient:
+        """An HTTP client with a token of `tenant` (none: anonymous), on this or another gateway."""
         headers = {"Authorization": f"Bearer {self.token(tenant)}"} if tenant else {}
-        return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=30, **kw)  # type: ignore[arg-type]
+        return httpx.AsyncClient(base_url=base_url or self.base_url, headers=headers, timeout=30)
 
 
 async def start_process(role: str, env: dict[str, str], log: Path) -> asyncio.subprocess.Process:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from service.gateway.tokens import READ_SCOPE
 from tests.e2e.conftest import SYSTEM_TRUNK_ID
-from tests.e2e.stack import Stack
+from tests.e2e.stack import Stack, free_port, start_process, wait_ready
 
 BASE = "/api/v1/sip-trunks"
 PASSWORD = "E2e-Secret-pass"
@@ -197,7 +198,7 @@ async def test_unknown_id_is_404(stack: Stack) -> None:
 
 async def test_pagination_follows_link_headers(stack: Stack) -> None:
     async with stack.client(tenant=f"pager-{uuid.uuid4().hex[:6]}") as api:
-        ids = [(await create(api, name=f"T{i}"))["id"] for i in range(5)]
+        created = [await create(api, name=f"T{i}") for i in range(5)]
         seen: list[str] = []
         url: str | None = f"{BASE}?limit=2"
         pages = 0
@@ -207,7 +208,8 @@ async def test_pagination_follows_link_headers(stack: Stack) -> None:
             seen += [t["id"] for t in response.json() if not t["isSystem"]]
             pages += 1
             url = response.links.get("next", {}).get("url")
-        assert seen == ids  # oldest first, each once
+        # Oldest first, each once; createdAt has whole seconds, ties go by id.
+        assert seen == [t["id"] for t in sorted(created, key=lambda t: (t["createdAt"], t["id"]))]
         assert pages >= 3
 
 
@@ -274,3 +276,33 @@ async def test_no_password_in_any_response(stack: Stack) -> None:
             ),
         ]:
             assert PASSWORD not in response.text
+
+
+async def test_a_second_gateway_instance_works_side_by_side(stack: Stack, tmp_path: Path) -> None:
+    """Another gateway process on the same topics: it reads the first one's writes, its own
+    writes answer correctly, and an Idempotency-Key retried there gets the first outcome."""
+    port = free_port()
+    env = {**stack.env, "GATEWAY_PORT": str(port)}
+    second = await start_process("gateway", env, tmp_path / "gateway-2.log")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        await wait_ready(base, tmp_path / "gateway-2.log")
+        async with stack.client() as one, stack.client(base_url=base) as two:
+            key = {"Idempotency-Key": f"key-{uuid.uuid4()}"}
+            first = await one.post(BASE, json=trunk_body(), headers=key)
+            assert first.status_code == 201
+            url = f"{BASE}/{first.json()['id']}"
+            assert (await two.get(url)).status_code == 200  # from the state topic / events
+            retried = await two.post(BASE, json=trunk_body(), headers=key)
+            assert retried.status_code == 201
+            assert retried.json() == first.json()
+            patched = await two.patch(url, json={"name": "From two"})
+            assert patched.headers["etag"] == '"2"'
+            for _ in range(50):  # the first instance sees it as soon as the event arrives
+                if (await one.get(url)).json()["name"] == "From two":
+                    break
+                await asyncio.sleep(0.1)
+            assert (await one.get(url)).json()["name"] == "From two"
+    finally:
+        second.terminate()
+        await second.wait()
