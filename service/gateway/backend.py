@@ -47,6 +47,7 @@ class KafkaBackend:
             on_event=self.reads.apply,
             publish_timeout_s=settings.gateway_publish_timeout_s,
         )
+        self.request = self._bus.request  # the bus's own request-reply, as the protocol asks
         self._state_topic = settings.topics.state
         self._feed = StateFeed(servers, self._state_topic, self.reads)
 
@@ -70,22 +71,3 @@ class KafkaBackend:
                 return await self._bus.broker_reachable()
         except TimeoutError:
             return False
-
-    async def request(
-        self,
-        ce_type: str,
-        body: Mapping[str, Any],
-        *,
-        key: str,
-        command_id: str,
-        correlation_id: str,
-        timeout_s: float,
-    ) -> Outcome:
-        return await self._bus.request(
-            ce_type,
-            body,
-            key=key,
-            command_id=command_id,
-            correlation_id=correlation_id,
-            timeout_s=timeout_s,
-        )
