@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.adapters.database import create_engine, migrate
 from service.adapters.encryption import PasswordCipher, load_cipher
+from service.adapters.livekit_provider import LiveKitProvider
 from service.adapters.provider_none import NoProvider
 from service.adapters.sql_unit_of_work import SqlUnitOfWork
 from service.config import Settings
@@ -30,13 +31,34 @@ class Container:
     def unit_of_work(self) -> UnitOfWork:
         return SqlUnitOfWork(self.engine, self.cipher)
 
+    @property
+    def livekit(self) -> LiveKitProvider | None:
+        provider = self.services.provider
+        return provider if isinstance(provider, LiveKitProvider) else None
+
     async def close(self) -> None:
+        if self.livekit is not None:
+            await self.livekit.aclose()
         await self.engine.dispose()
 
 
 def _provider(settings: Settings) -> TrunkProvider:
-    providers: dict[str, Callable[[], TrunkProvider]] = {"none": NoProvider}
-    return providers[settings.provider]()
+    if settings.provider == "livekit":
+        return LiveKitProvider(
+            settings.livekit_url,
+            settings.livekit_api_key,
+            settings.livekit_api_secret.get_secret_value(),
+            timeout_s=settings.livekit_timeout_s,
+            retries=settings.livekit_retries,
+            default_number=settings.livekit_default_number,
+        )
+    return NoProvider()
+
+
+def _exit_now() -> None:
+    # The crash test's fault: die like a killed process, after the provider call and before
+    # the database commit (no cleanup, no flush).
+    os._exit(86)
 
 
 async def build(settings: Settings, *, run_migrations: bool = True) -> Container:
@@ -50,6 +72,7 @@ async def build(settings: Settings, *, run_migrations: bool = True) -> Container
     services = Services(
         provider=_provider(settings),
         messages=MessageFactory(settings.topics, settings.service_source),
+        after_provider_call=_exit_now if settings.fault_exit_after_provider_call else lambda: None,
     )
     processor = CommandProcessor(lambda: SqlUnitOfWork(engine, cipher), services)
     return Container(settings, engine, cipher, services, processor)

@@ -38,7 +38,18 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(default=200, ge=1, le=5000)
     worker_batch_timeout_ms: int = Field(default=20, ge=0)
     system_trunks_file: Path | None = None
-    provider: Literal["none"] = "none"
+    # The provider trunk kept in step with ours: `livekit`, or `none` (providerId stays null).
+    provider: Literal["none", "livekit"] = "none"
+    livekit_url: str = "http://127.0.0.1:7880"
+    livekit_api_key: str = "devkey"
+    livekit_api_secret: SecretStr = SecretStr("secret")  # the dev server's; set it for real
+    livekit_timeout_s: float = Field(default=2.0, gt=0, description="per call (hard)")
+    livekit_retries: int = Field(default=2, ge=0, description="more tries on outages and 5xx")
+    # LiveKit needs a caller number on an outbound trunk: used when advanced.numbers is empty.
+    livekit_default_number: str = Field(default="+10000000000", pattern=r"^\+[0-9]{1,15}$")
+    reconcile_interval_s: float = Field(default=300.0, ge=0, description="0: only on demand")
+    # Fault injection for the crash test: exit right after a provider call, before the commit.
+    fault_exit_after_provider_call: bool = False
 
     # Relay
     relay_batch_size: int = Field(default=500, ge=1)

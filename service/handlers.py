@@ -33,6 +33,8 @@ class Services:
     provider: TrunkProvider
     messages: MessageFactory
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # Fault injection (off by default): the crash test exits the process here.
+    after_provider_call: Callable[[], None] = lambda: None
 
 
 Handler = Callable[[Command, UnitOfWork, Services, Cause], Awaitable[list[OutgoingMessage]]]
@@ -49,7 +51,9 @@ async def _create(
         fields=model.body(),
         now=svc.clock(),
     )
-    trunk = rules.with_provider_id(change.trunk, await svc.provider.create(change.trunk))
+    provider_id = await svc.provider.create(change.trunk)
+    svc.after_provider_call()
+    trunk = rules.with_provider_id(change.trunk, provider_id)
     await uow.trunks.add(trunk)
     return [svc.messages.created(trunk, cause), svc.messages.state(trunk, cause)]
 
@@ -58,8 +62,9 @@ async def _update(
     cmd: Command, uow: UnitOfWork, svc: Services, cause: Cause
 ) -> list[OutgoingMessage]:
     model = cast(UpdateSipTrunk, cmd.model)
+    existing = await uow.trunks.get(cmd.trunk_id)
     change = rules.update_trunk(
-        await uow.trunks.get(cmd.trunk_id),
+        existing,
         tenant_id=model.tenantId,
         changes=model.changes,
         expected_version=model.expectedVersion,
@@ -67,7 +72,10 @@ async def _update(
     )
     if not change.changed:  # nothing to store, nobody to call; the trunk as it is
         return [svc.messages.updated(change.trunk, (), cause)]
-    trunk = rules.with_provider_id(change.trunk, await svc.provider.update(change.trunk))
+    assert existing is not None  # update_trunk refuses a missing trunk
+    provider_id = await svc.provider.update(existing, change.trunk)
+    svc.after_provider_call()
+    trunk = rules.with_provider_id(change.trunk, provider_id)
     await uow.trunks.update(trunk)
     return [
         svc.messages.updated(trunk, change.changed_fields, cause),
@@ -84,6 +92,7 @@ async def _delete(
         existing, tenant_id=model.tenantId, expected_version=model.expectedVersion
     )
     await svc.provider.delete(deleted)
+    svc.after_provider_call()
     await uow.trunks.delete(cmd.trunk_id)
     return [svc.messages.deleted(deleted, cause), svc.messages.tombstone(cmd.trunk_id, cause)]
 

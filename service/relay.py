@@ -2,7 +2,7 @@
 
 At least once: a crash between the send and the mark re-sends the same rows (same `ce_id`),
 which consumers dedupe. Order: rows are read in id order and sent by one idempotent producer;
-a lease (`adapters/relay_lease.py`) lets one relay publish at a time, others stand by.
+a lease (`adapters/leases.py`) lets one relay publish at a time, others stand by.
 Per trunk, ids follow command order: one worker owns a trunk's partition and commits in order.
 """
 
@@ -20,7 +20,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.adapters.database import READ_ONLY
-from service.adapters.relay_lease import lease_for
+from service.adapters.leases import lease_for
 from service.adapters.schema import outbox
 from service.logs import get_logger
 
@@ -60,7 +60,7 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._idle = _idle_wait(engine, poll_interval_s)
-        self._lease = lease_for(engine)
+        self._lease = lease_for(engine, "relay")
 
     async def publish_pending(self) -> int:
         """Publish one batch of unsent rows, if this relay holds the lease; return how many."""

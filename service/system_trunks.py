@@ -90,7 +90,7 @@ async def provision_system_trunks(container: Container) -> int:
                 event = svc.messages.created(trunk, cause)
             else:
                 trunk = rules.with_provider_id(
-                    change.trunk, await svc.provider.update(change.trunk)
+                    change.trunk, await svc.provider.update(existing, change.trunk)
                 )
                 await uow.trunks.update(trunk)
                 event = svc.messages.updated(trunk, change.changed_fields, cause)

@@ -14,8 +14,8 @@ class NoProvider:
     async def create(self, trunk: SipTrunk) -> str | None:
         return None
 
-    async def update(self, trunk: SipTrunk) -> str | None:
-        return trunk.provider_id
+    async def update(self, before: SipTrunk, after: SipTrunk) -> str | None:
+        return after.provider_id
 
     async def delete(self, trunk: SipTrunk) -> None:
         return None

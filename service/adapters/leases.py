@@ -1,9 +1,10 @@
-"""One active relay per database: the lease that makes the others wait as hot standbys.
+"""One active holder per database of a named job: the others wait as hot standbys.
 
-Publishing in outbox order is what keeps each trunk's events in order, and two relays sending
-at once would interleave. PostgreSQL: a session advisory lock on a connection the lease keeps
-open (checked before every batch; lost with the connection). SQLite: an exclusive `flock` on a
-file beside the database, which the kernel releases when the process dies.
+The relay takes one (publishing in outbox order is what keeps each trunk's events in order,
+and two relays sending at once would interleave); so does reconciliation. PostgreSQL: a
+session advisory lock on a connection the lease keeps open (checked before every use; lost
+with the connection). SQLite: an exclusive `flock` on a file beside the database, which the
+kernel releases when the process dies.
 """
 
 from __future__ import annotations
@@ -17,12 +18,10 @@ from typing import Protocol
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-__all__ = ["RelayLease", "lease_for"]
-
-_LOCK_KEY = "hashtext('sip-trunks-outbox-relay')"
+__all__ = ["Lease", "lease_for"]
 
 
-class RelayLease(Protocol):
+class Lease(Protocol):
     async def held(self) -> bool:
         """True when this relay may publish now (acquiring the lease if it is free)."""
         ...
@@ -31,8 +30,9 @@ class RelayLease(Protocol):
 
 
 class PostgresLease:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, name: str) -> None:
         self._engine = engine
+        self._name = f"sip-trunks-{name}"
         self._conn: AsyncConnection | None = None
 
     async def held(self) -> bool:
@@ -41,7 +41,8 @@ class PostgresLease:
                 await self._conn.execute(text("SELECT 1"))  # still ours while the session lives
                 return True
             conn = await self._engine.connect()
-            got = (await conn.execute(text(f"SELECT pg_try_advisory_lock({_LOCK_KEY})"))).scalar()
+            lock = text("SELECT pg_try_advisory_lock(hashtext(:name))")
+            got = (await conn.execute(lock, {"name": self._name})).scalar()
             await conn.commit()
             if got:
                 self._conn = conn
@@ -85,10 +86,10 @@ class FileLease:
             self._fd = None
 
 
-def lease_for(engine: AsyncEngine) -> RelayLease:
+def lease_for(engine: AsyncEngine, name: str) -> Lease:
     if engine.dialect.name == "sqlite":
         database = engine.url.database
         if not database or database == ":memory:":
-            raise ValueError("the relay needs a SQLite database file")
-        return FileLease(Path(database + ".relay-lock"))
-    return PostgresLease(engine)
+            raise ValueError(f"the {name} lease needs a SQLite database file")
+        return FileLease(Path(f"{database}.{name}-lock"))
+    return PostgresLease(engine, name)

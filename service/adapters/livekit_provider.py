@@ -1,0 +1,199 @@
+"""The LiveKit provider: an outbound SIP trunk at LiveKit for each of ours (livekit-api).
+
+Mapping (ARCHITECTURE.md): first gateway → `address` (`host:port`), `name`, credentials,
+`advanced.transport/numbers/headers/destinationCountry/mediaEncryption`, and `metadata` = JSON
+with our trunk id and tenant (how `reconcile` recognises our trunks). LiveKit needs a caller
+number: `LIVEKIT_DEFAULT_NUMBER` stands in when `advanced.numbers` is empty. Updates replace
+the whole trunk; deleting an unknown id succeeds at LiveKit.
+
+Failures: each call runs under a hard timeout (the client ignores its own), retried with
+backoff on connection errors, timeouts and 5xx, then refused as `provider_unavailable`; a 4xx
+(LiveKit's validation) is `provider_rejected` with LiveKit's message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import aiohttp
+from livekit import api
+
+from service.domain.errors import Reason, Rejected
+from service.domain.model import SipTrunk
+from service.logs import get_logger
+
+__all__ = ["LiveKitProvider", "ours", "outbound_trunk"]
+
+log = get_logger(__name__)
+
+T = TypeVar("T")
+_BACKOFF_S = (0.2, 0.5, 1.0)
+_OWNER = "sip-trunk-service"  # marks the metadata of trunks this service made
+
+_TRANSPORTS = {
+    "auto": api.SIPTransport.SIP_TRANSPORT_AUTO,
+    "udp": api.SIPTransport.SIP_TRANSPORT_UDP,
+    "tcp": api.SIPTransport.SIP_TRANSPORT_TCP,
+    "tls": api.SIPTransport.SIP_TRANSPORT_TLS,
+}
+_ENCRYPTION = {
+    "disable": api.SIPMediaEncryption.SIP_MEDIA_ENCRYPT_DISABLE,
+    "allow": api.SIPMediaEncryption.SIP_MEDIA_ENCRYPT_ALLOW,
+    "require": api.SIPMediaEncryption.SIP_MEDIA_ENCRYPT_REQUIRE,
+}
+
+
+def outbound_trunk(trunk: SipTrunk, default_number: str) -> api.SIPOutboundTrunkInfo:
+    """Our trunk as LiveKit's outbound trunk (without its id)."""
+    gateway = trunk.gateways[0]
+    host = gateway.ip_or_domain
+    if _is_ipv6(host):
+        host = f"[{host}]"
+    advanced = trunk.advanced
+    auth = trunk.authentication
+    return api.SIPOutboundTrunkInfo(
+        name=trunk.name,
+        address=f"{host}:{gateway.port}",
+        numbers=list(advanced.get("numbers") or [default_number]),
+        auth_username=auth.username if auth else "",
+        auth_password=auth.password if auth else "",
+        transport=_TRANSPORTS[advanced.get("transport", "auto")],
+        headers=dict(advanced.get("headers", {})),
+        destination_country=advanced.get("destinationCountry", ""),
+        media_encryption=_ENCRYPTION[advanced.get("mediaEncryption", "disable")],
+        metadata=json.dumps(
+            {"owner": _OWNER, "trunkId": str(trunk.id), "tenantId": trunk.tenant_id},
+            sort_keys=True,
+        ),
+    )
+
+
+def ours(info: api.SIPOutboundTrunkInfo) -> str | None:
+    """The id of our trunk a LiveKit trunk was made for, or None if this service did not make it."""
+    try:
+        meta = json.loads(info.metadata)
+    except ValueError:
+        return None
+    if isinstance(meta, dict) and meta.get("owner") == _OWNER and "trunkId" in meta:
+        return str(meta["trunkId"])
+    return None
+
+
+def _is_ipv6(host: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(host), ipaddress.IPv6Address)
+    except ValueError:
+        return False
+
+
+# The fields this service sets: what `reconcile` compares to find drift.
+COMPARED = (
+    "name",
+    "address",
+    "numbers",
+    "auth_username",
+    "auth_password",
+    "transport",
+    "headers",
+    "destination_country",
+    "media_encryption",
+    "metadata",
+)
+
+
+def same(a: api.SIPOutboundTrunkInfo, b: api.SIPOutboundTrunkInfo) -> bool:
+    return all(_plain(getattr(a, f)) == _plain(getattr(b, f)) for f in COMPARED)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, str | int):
+        return value
+    try:
+        return dict(value)
+    except (TypeError, ValueError):
+        return list(value)
+
+
+class LiveKitProvider:
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        api_secret: str,
+        *,
+        timeout_s: float,
+        retries: int,
+        default_number: str,
+    ) -> None:
+        self._url, self._key, self._secret = url, api_key, api_secret
+        self._timeout_s = timeout_s
+        self._retries = retries
+        self.default_number = default_number
+        self._client: api.LiveKitAPI | None = None  # made in the running loop, on first use
+
+    async def create(self, trunk: SipTrunk) -> str:
+        request = api.CreateSIPOutboundTrunkRequest(trunk=self.to_info(trunk))
+        created = await self._call("create", lambda sip: sip.create_outbound_trunk(request))
+        return str(created.sip_trunk_id)
+
+    async def update(self, before: SipTrunk, after: SipTrunk) -> str | None:
+        """Replace the LiveKit trunk when something it holds changed; else call nobody."""
+        if before.provider_id is None:
+            return await self.create(after)
+        if same(self.to_info(before), self.to_info(after)):
+            return before.provider_id
+        return await self.replace(after, before.provider_id)
+
+    async def replace(self, trunk: SipTrunk, provider_id: str) -> str:
+        info = self.to_info(trunk)
+        try:
+            await self._call("update", lambda sip: sip.update_outbound_trunk(provider_id, info))
+        except Rejected as refusal:
+            if "not found" not in refusal.detail.lower():
+                raise
+            return await self.create(trunk)  # gone at LiveKit (deleted by hand): make it anew
+        return provider_id
+
+    async def delete(self, trunk: SipTrunk) -> None:
+        if trunk.provider_id:
+            await self.delete_id(trunk.provider_id)
+
+    async def delete_id(self, provider_id: str) -> None:
+        request = api.DeleteSIPTrunkRequest(sip_trunk_id=provider_id)
+        await self._call("delete", lambda sip: sip.delete_trunk(request))
+
+    async def list_trunks(self) -> list[api.SIPOutboundTrunkInfo]:
+        request = api.ListSIPOutboundTrunkRequest()
+        response = await self._call("list", lambda sip: sip.list_outbound_trunk(request))
+        return list(response.items)
+
+    def to_info(self, trunk: SipTrunk) -> api.SIPOutboundTrunkInfo:
+        return outbound_trunk(trunk, self.default_number)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _call(self, what: str, call: Callable[[Any], Awaitable[T]]) -> T:
+        if self._client is None:
+            self._client = api.LiveKitAPI(self._url, self._key, self._secret)
+        problem = ""
+        for attempt in range(self._retries + 1):
+            if attempt:
+                await asyncio.sleep(_BACKOFF_S[min(attempt, len(_BACKOFF_S)) - 1])
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    return await call(self._client.sip)
+            except api.TwirpError as exc:
+                if exc.status < 500:
+                    raise Rejected(Reason.PROVIDER_REJECTED, f"LiveKit: {exc.message}") from None
+                problem = f"LiveKit answered {exc.status} {exc.code}"
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                problem = f"LiveKit unreachable ({type(exc).__name__})"
+            log.warning("livekit.call_failed", call=what, attempt=attempt + 1, problem=problem)
+        raise Rejected(Reason.PROVIDER_UNAVAILABLE, f"{problem}, after {self._retries + 1} tries")
