@@ -53,6 +53,7 @@ __all__ = [
     "MASKED_PASSWORD",
     "create_trunk",
     "delete_trunk",
+    "reassign_provider",
     "update_trunk",
     "upsert_system_trunk",
     "visible_to",
@@ -118,6 +119,16 @@ def upsert_system_trunk(
 
 def with_provider_id(trunk: SipTrunk, provider_id: str | None) -> SipTrunk:
     return replace(trunk, provider_id=provider_id)
+
+
+def reassign_provider(trunk: SipTrunk, provider_id: str, now: datetime) -> TrunkChange:
+    """The provider trunk was made anew (reconciliation): a visible change, so a new version."""
+    if provider_id == trunk.provider_id:
+        return TrunkChange(trunk, ())
+    moved = replace(
+        trunk, provider_id=provider_id, version=trunk.version + 1, updated_at=_timestamp(now)
+    )
+    return TrunkChange(moved, ("providerId",))
 
 
 # --- internals -----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from sip_trunk_contracts import CreateSipTrunk, DeleteSipTrunk, UpdateSipTrunk
 from service.adapters.command_bus import CommandBus
 from service.adapters.database import create_engine, migrate
 from service.adapters.kafka_topics import ensure_topics
+from service.bootstrap import build
 from service.config import Settings
 from service.entrypoints.relay import run_relay
 from service.entrypoints.worker import run_worker
@@ -103,6 +104,22 @@ async def _gateway(settings: Settings) -> None:
     await uvicorn.Server(config).serve()
 
 
+async def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    from service.reconcile import reconcile
+
+    container = await build(settings)
+    try:
+        report = await reconcile(container, orphan_grace_s=args.orphan_grace)
+    finally:
+        await container.close()
+    print(f"{'action':<18} {'trunk':<36}  {'provider trunk':<16} note")
+    for f in report.findings:
+        print(f"{f.action:<18} {f.trunk_id:<36}  {f.provider_id:<16} {f.note}")
+    counts = ", ".join(f"{n} {action}" for action, n in sorted(report.counts().items()))
+    print(f"\n{len(report.findings)} checked: {counts or 'nothing to do'}")
+    return 1 if report.counts().get("failed") else 0
+
+
 def _token(settings: Settings, args: argparse.Namespace) -> int:
     from service.gateway.tokens import READ_SCOPE, WRITE_SCOPE, jwt_secret, mint_token
 
@@ -157,6 +174,10 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--id", help="command id (ce_id); resend one to see the duplicate answer")
     send.add_argument("--timeout", type=float, default=15.0)
     sub.add_parser("gateway", help="serve the REST API (GATEWAY_HOST:GATEWAY_PORT)")
+    rec = sub.add_parser("reconcile", help="repair drift and orphans between LiveKit and us")
+    rec.add_argument(
+        "--orphan-grace", type=float, default=60.0, help="seconds before an orphan is deleted"
+    )
     token = sub.add_parser("token", help="print a dev bearer token for the REST API")
     token.add_argument("--tenant", default="tenant-dev")
     token.add_argument("--sub", default="developer", help="the `sub` claim")
@@ -178,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         "worker": lambda: _until_signalled(lambda stop: run_worker(settings, stop)),
         "relay": lambda: _until_signalled(lambda stop: run_relay(settings, stop)),
         "gateway": lambda: _gateway(settings),
+        "reconcile": lambda: _reconcile(settings, args),
         "migrate": lambda: _migrate(settings),
         "topics": lambda: _topics(settings),
         "send": lambda: _send(settings, args),

@@ -10,6 +10,7 @@ the batch as a whole, the batch is rewound and retried: nothing is lost, nothing
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
@@ -29,6 +30,7 @@ from service.dead_letters import DeadLetters
 from service.handlers import CommandProcessor
 from service.inbound import Command, Unrecognisable, read_command
 from service.logs import get_logger
+from service.reconcile import reconcile
 from service.relay import create_producer
 from service.system_trunks import provision_system_trunks
 
@@ -198,10 +200,29 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         await dlt_producer.start()
         await provision_system_trunks(container)
         app = create_app(container, dlt_producer)
+        periodic = asyncio.create_task(_reconcile_periodically(container, stop))
         async with app:
             log.info("worker.started", topic=settings.topics.commands)
             await stop.wait()
+        await periodic
     finally:
         await dlt_producer.stop()
         await container.close()
         log.info("worker.stopped")
+
+
+async def _reconcile_periodically(container: Container, stop: asyncio.Event) -> None:
+    """Every RECONCILE_INTERVAL_S (with a provider): repairs what a crash or a hand left behind."""
+    interval = container.settings.reconcile_interval_s
+    if container.livekit is None or interval <= 0:
+        return
+
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+        if stop.is_set():
+            return
+        try:
+            await reconcile(container)
+        except Exception as exc:  # LiveKit or the database down: try again next time
+            log.warning("reconcile.failed", error=f"{type(exc).__name__}: {exc}")
