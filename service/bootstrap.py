@@ -51,6 +51,7 @@ def _provider(settings: Settings) -> TrunkProvider:
             timeout_s=settings.livekit_timeout_s,
             retries=settings.livekit_retries,
             default_number=settings.livekit_default_number,
+            owner=settings.livekit_owner,
         )
     return NoProvider()
 

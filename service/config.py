@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     livekit_retries: int = Field(default=2, ge=0, description="more tries on outages and 5xx")
     # LiveKit needs a caller number on an outbound trunk: used when advanced.numbers is empty.
     livekit_default_number: str = Field(default="+10000000000", pattern=r"^\+[0-9]{1,15}$")
+    # Names this deployment in the metadata of its LiveKit trunks: reconcile touches only those.
+    livekit_owner: str = Field(default="sip-trunk-service", min_length=1, max_length=100)
     reconcile_interval_s: float = Field(default=300.0, ge=0, description="0: only on demand")
     # Fault injection for the crash test: exit right after a provider call, before the commit.
     fault_exit_after_provider_call: bool = False

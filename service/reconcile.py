@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service.adapters.leases import lease_for
-from service.adapters.livekit_provider import LiveKitProvider, ours, same
+from service.adapters.livekit_provider import LiveKitProvider, same
 from service.adapters.sql_unit_of_work import ConcurrentModification
 from service.bootstrap import Container
 from service.domain import rules
@@ -80,7 +80,7 @@ async def _reconcile(
     container: Container, provider: LiveKitProvider, orphan_grace_s: float
 ) -> ReconcileReport:
     report = ReconcileReport()
-    remote = {info.sip_trunk_id: info for info in await provider.list_trunks() if ours(info)}
+    remote = {i.sip_trunk_id: i for i in await provider.list_trunks() if provider.made_by_us(i)}
     async with container.unit_of_work() as uow:  # read only: no lock held during LiveKit calls
         trunks = await uow.trunks.list_all()
     for trunk in trunks:
@@ -91,7 +91,7 @@ async def _reconcile(
             report.add("failed", str(trunk.id), trunk.provider_id, refusal.detail)
     now = time.time()
     for provider_id, info in remote.items():
-        trunk_id = ours(info) or "-"
+        trunk_id = provider.made_by_us(info) or "-"
         if now - _created_s(info) < orphan_grace_s:
             report.add("skipped", trunk_id, provider_id, "recent: may be a command in flight")
             continue

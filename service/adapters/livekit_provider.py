@@ -2,7 +2,8 @@
 
 Mapping (ARCHITECTURE.md): first gateway → `address` (`host:port`), `name`, credentials,
 `advanced.transport/numbers/headers/destinationCountry/mediaEncryption`, and `metadata` = JSON
-with our trunk id and tenant (how `reconcile` recognises our trunks). LiveKit needs a caller
+with our trunk id, tenant and `owner` (LIVEKIT_OWNER: this deployment; `reconcile` only ever
+touches trunks whose owner is ours). LiveKit needs a caller
 number: `LIVEKIT_DEFAULT_NUMBER` stands in when `advanced.numbers` is empty. Updates replace
 the whole trunk; deleting an unknown id succeeds at LiveKit.
 
@@ -32,7 +33,6 @@ log = get_logger(__name__)
 
 T = TypeVar("T")
 _BACKOFF_S = (0.2, 0.5, 1.0)
-_OWNER = "sip-trunk-service"  # marks the metadata of trunks this service made
 
 _TRANSPORTS = {
     "auto": api.SIPTransport.SIP_TRANSPORT_AUTO,
@@ -47,7 +47,7 @@ _ENCRYPTION = {
 }
 
 
-def outbound_trunk(trunk: SipTrunk, default_number: str) -> api.SIPOutboundTrunkInfo:
+def outbound_trunk(trunk: SipTrunk, default_number: str, owner: str) -> api.SIPOutboundTrunkInfo:
     """Our trunk as LiveKit's outbound trunk (without its id)."""
     gateway = trunk.gateways[0]
     host = gateway.ip_or_domain
@@ -66,19 +66,19 @@ def outbound_trunk(trunk: SipTrunk, default_number: str) -> api.SIPOutboundTrunk
         destination_country=advanced.get("destinationCountry", ""),
         media_encryption=_ENCRYPTION[advanced.get("mediaEncryption", "disable")],
         metadata=json.dumps(
-            {"owner": _OWNER, "trunkId": str(trunk.id), "tenantId": trunk.tenant_id},
+            {"owner": owner, "trunkId": str(trunk.id), "tenantId": trunk.tenant_id},
             sort_keys=True,
         ),
     )
 
 
-def ours(info: api.SIPOutboundTrunkInfo) -> str | None:
-    """The id of our trunk a LiveKit trunk was made for, or None if this service did not make it."""
+def ours(info: api.SIPOutboundTrunkInfo, owner: str) -> str | None:
+    """The id of our trunk a LiveKit trunk was made for; None if this deployment did not make it."""
     try:
         meta = json.loads(info.metadata)
     except ValueError:
         return None
-    if isinstance(meta, dict) and meta.get("owner") == _OWNER and "trunkId" in meta:
+    if isinstance(meta, dict) and meta.get("owner") == owner and "trunkId" in meta:
         return str(meta["trunkId"])
     return None
 
@@ -128,8 +128,10 @@ class LiveKitProvider:
         timeout_s: float,
         retries: int,
         default_number: str,
+        owner: str,
     ) -> None:
         self._url, self._key, self._secret = url, api_key, api_secret
+        self.owner = owner
         self._timeout_s = timeout_s
         self._retries = retries
         self.default_number = default_number
@@ -172,7 +174,10 @@ class LiveKitProvider:
         return list(response.items)
 
     def to_info(self, trunk: SipTrunk) -> api.SIPOutboundTrunkInfo:
-        return outbound_trunk(trunk, self.default_number)
+        return outbound_trunk(trunk, self.default_number, self.owner)
+
+    def made_by_us(self, info: api.SIPOutboundTrunkInfo) -> str | None:
+        return ours(info, self.owner)
 
     async def aclose(self) -> None:
         if self._client is not None:
