@@ -10,8 +10,8 @@ STAMP := $(VENV)/.installed
 .PHONY: run token stop status logs test test-unit lint format contracts constraints bench clean help
 
 help:
-	@echo "make run    - install, start Kafka, the worker and the relay (background)"
-	@echo "make test   - install, start Kafka and PostgreSQL, run every test"
+	@echo "make run    - install, start Kafka, LiveKit, the worker and the relay (background)"
+	@echo "make test   - install, start Kafka, LiveKit and PostgreSQL, run every test"
 	@echo "make stop   - stop everything make run / make test started"
 	@echo "make status | logs | lint | format | contracts | bench"
 
@@ -28,9 +28,10 @@ $(STAMP): pyproject.toml contracts/pyproject.toml constraints.txt
 
 run: $(STAMP)
 	@dev/kafka.sh start
+	@dev/livekit.sh start
 	@dev/stack.sh up
 	@echo
-	@echo "The stack is up: REST API at $(API), Kafka at 127.0.0.1:9092. Try it:"
+	@echo "The stack is up: REST API at $(API), Kafka at 127.0.0.1:9092, LiveKit at $(or $(LIVEKIT_URL),http://127.0.0.1:$(or $(DEV_LIVEKIT_PORT),7880)). Try it:"
 	@echo "  export TOKEN=\$$($(BIN)/sip-trunks token --tenant acme)"
 	@echo "  curl -s -X POST $(API)/api/v1/sip-trunks -H \"Authorization: Bearer \$$TOKEN\" -H 'Content-Type: application/json' \\"
 	@echo "       -d '{\"name\": \"Office\", \"gateways\": [{\"ipOrDomain\": \"sip.example.com\", \"name\": \"main\"}]}'"
@@ -44,18 +45,20 @@ token: $(STAMP)
 stop:
 	@dev/stack.sh down
 	@dev/kafka.sh stop
+	@dev/livekit.sh stop
 	@dev/postgres.sh stop
 
 status:
-	@dev/stack.sh status; dev/kafka.sh status || true; dev/postgres.sh status || true
+	@dev/stack.sh status; dev/kafka.sh status || true; dev/livekit.sh status || true; dev/postgres.sh status || true
 
 logs:
 	@tail -n 50 -F .dev/logs/worker.log .dev/logs/relay.log .dev/logs/gateway.log
 
 test: $(STAMP)
 	@dev/kafka.sh start
+	@dev/livekit.sh start
 	@dev/postgres.sh start
-	@printf '\033[1;34m==>\033[0m Running the tests (unit, contracts, integration on Kafka, SQLite, PostgreSQL)\n'
+	@printf '\033[1;34m==>\033[0m Running the tests (unit, contracts, integration on Kafka, LiveKit, SQLite, PostgreSQL)\n'
 	@$(BIN)/pytest
 
 test-unit: $(STAMP)

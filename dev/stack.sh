@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The local service processes (worker, relay) in the background, logs and pids under .dev/.
 #   dev/stack.sh up | down | status
-# Kafka must be up (dev/kafka.sh start). Settings come from the environment (see README).
+# Kafka and LiveKit must be up (dev/kafka.sh start, dev/livekit.sh start). Settings come from the environment (see README).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 RUN="$STATE/run"
@@ -12,6 +12,11 @@ mkdir -p "$RUN" "$LOGS"
 
 export SYSTEM_TRUNKS_FILE="${SYSTEM_TRUNKS_FILE-$ROOT/dev/system-trunks.yaml}"
 export LOG_FORMAT="${LOG_FORMAT:-json}"
+# LiveKit: the dev server of dev/livekit.sh unless LIVEKIT_URL names another (then set the key and secret too).
+export PROVIDER="${PROVIDER:-livekit}"
+export LIVEKIT_URL="${LIVEKIT_URL:-http://127.0.0.1:${DEV_LIVEKIT_PORT:-7880}}"
+export LIVEKIT_API_KEY="${LIVEKIT_API_KEY:-devkey}"
+export LIVEKIT_API_SECRET="${LIVEKIT_API_SECRET:-secret}"
 
 # wait_log FILE PATTERN SECONDS WHAT
 wait_log() {
