@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 
 from service.gateway.tokens import READ_SCOPE, WRITE_SCOPE, mint_token
+from tests.conftest import LIVEKIT_URL
 
 ROLES = ("worker", "relay", "gateway")
 
@@ -83,6 +84,10 @@ async def running_stack(
         "GATEWAY_PORT": str(port),
         "AUTH_JWT_SECRET": secret,
         "LOG_FORMAT": "json",
+        "PROVIDER": "livekit",
+        "LIVEKIT_URL": LIVEKIT_URL,
+        "LIVEKIT_OWNER": f"e2e-{run}",
+        "RECONCILE_INTERVAL_S": "0",
         **overrides,
     }
     log = tmp / "stack.log"

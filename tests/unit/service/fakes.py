@@ -209,9 +209,9 @@ class FakeProvider:
         self.created += 1
         return f"ST_{self.created}"
 
-    async def update(self, trunk: SipTrunk) -> str | None:
-        self._call("update", trunk)
-        return trunk.provider_id
+    async def update(self, before: SipTrunk, after: SipTrunk) -> str | None:
+        self._call("update", after)
+        return after.provider_id
 
     async def delete(self, trunk: SipTrunk) -> None:
         self._call("delete", trunk)

@@ -1,0 +1,241 @@
+"""The LiveKit provider against a real livekit-server (with Redis), driven through Kafka.
+
+After each command, LiveKit is read back with its own API. Each test run has its own
+LIVEKIT_OWNER, topics and database, so reconciliation here never touches another run's trunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from livekit import api
+
+from service.adapters.kafka_topics import ensure_topics
+from service.bootstrap import build
+from service.config import Settings
+from service.reconcile import reconcile
+from tests.conftest import KAFKA_BOOTSTRAP, LIVEKIT_URL
+from tests.e2e.stack import start_process
+from tests.integration.kafka_stack import CREATE, DELETE, UPDATE, Client, running_service
+from tests.integration.tcp_proxy import TcpProxy
+
+PASSWORD = "LiveKit-pa55word"
+KEY, SECRET = (
+    os.environ.get("LIVEKIT_API_KEY", "devkey"),
+    os.environ.get("LIVEKIT_API_SECRET", "secret"),
+)
+
+
+def settings_for(tmp: Path, **overrides: Any) -> Settings:
+    run = uuid.uuid4().hex[:8]
+    values: dict[str, Any] = {
+        "kafka_bootstrap_servers": KAFKA_BOOTSTRAP,
+        "kafka_topic_prefix": f"lk-{run}.",
+        "kafka_consumer_group": f"lk-{run}",
+        "data_dir": tmp,
+        "provider": "livekit",
+        "livekit_url": LIVEKIT_URL,
+        "livekit_api_key": KEY,
+        "livekit_api_secret": SECRET,
+        "livekit_owner": f"test-{run}",
+        "reconcile_interval_s": 0,
+        "log_format": "json",
+    }
+    return Settings(**(values | overrides))
+
+
+@pytest_asyncio.fixture
+async def livekit() -> AsyncIterator[api.LiveKitAPI]:
+    client = api.LiveKitAPI(LIVEKIT_URL, KEY, SECRET)
+    try:
+        await asyncio.wait_for(client.sip.list_outbound_trunk(api.ListSIPOutboundTrunkRequest()), 5)
+    except Exception as exc:
+        await client.aclose()
+        pytest.fail(f"LiveKit not reachable at {LIVEKIT_URL} ({exc!r}): run `make test`")
+    yield client
+    await client.aclose()
+
+
+async def at_livekit(livekit: api.LiveKitAPI, provider_id: str) -> api.SIPOutboundTrunkInfo | None:
+    listed = await livekit.sip.list_outbound_trunk(api.ListSIPOutboundTrunkRequest())
+    return next((t for t in listed.items if t.sip_trunk_id == provider_id), None)
+
+
+async def for_trunk(livekit: api.LiveKitAPI, trunk_id: str) -> list[api.SIPOutboundTrunkInfo]:
+    listed = await livekit.sip.list_outbound_trunk(api.ListSIPOutboundTrunkRequest())
+    return [t for t in listed.items if json.loads(t.metadata or "{}").get("trunkId") == trunk_id]
+
+
+def create_body(**fields: Any) -> dict[str, Any]:
+    return {
+        "trunkId": str(uuid.uuid4()),
+        "tenantId": "acme",
+        "name": "Office",
+        "gateways": [{"ipOrDomain": "sip.example.com", "port": 5061, "name": "primary"}],
+        "authentication": {"username": "office", "password": PASSWORD},
+        "advanced": {
+            "transport": "tls",
+            "numbers": ["+15550100", "+15550101"],
+            "headers": {"X-Tenant": "acme"},
+            "destinationCountry": "US",
+            "mediaEncryption": "allow",
+        },
+        **fields,
+    }
+
+
+async def test_create_update_delete_are_mirrored(livekit: api.LiveKitAPI, tmp_path: Path) -> None:
+    async with running_service(settings_for(tmp_path)) as client:
+        body = create_body()
+        created = await client.request(CREATE, body)
+        trunk = created["body"]["trunk"]
+        assert trunk["providerId"].startswith("ST_")
+        info = await at_livekit(livekit, trunk["providerId"])
+        assert info is not None
+        assert info.name == "Office"
+        assert info.address == "sip.example.com:5061"
+        assert list(info.numbers) == ["+15550100", "+15550101"]
+        assert info.transport == api.SIPTransport.SIP_TRANSPORT_TLS
+        assert info.auth_username == "office"
+        assert info.auth_password == PASSWORD
+        assert dict(info.headers) == {"X-Tenant": "acme"}
+        assert info.destination_country == "US"
+        assert info.media_encryption == api.SIPMediaEncryption.SIP_MEDIA_ENCRYPT_ALLOW
+        assert json.loads(info.metadata)["trunkId"] == trunk["id"]
+
+        ids = {"trunkId": trunk["id"], "tenantId": "acme"}
+        masked = {"name": "Renamed", "authentication": {"password": "********"}}
+        await client.request(UPDATE, {**ids, "changes": masked})
+        info = await at_livekit(livekit, trunk["providerId"])
+        assert info is not None
+        assert (info.name, info.auth_password) == ("Renamed", PASSWORD)  # password kept
+
+        moved = {
+            "gateways": [{"ipOrDomain": "10.1.2.3", "port": 5080, "name": "new"}],
+            "advanced": {"numbers": None},
+            "authentication": {"password": "N3w-password"},
+        }
+        await client.request(UPDATE, {**ids, "changes": moved})
+        info = await at_livekit(livekit, trunk["providerId"])
+        assert info is not None
+        assert info.address == "10.1.2.3:5080"
+        assert info.auth_password == "N3w-password"
+        assert list(info.numbers) == [client.settings.livekit_default_number]
+
+        deleted = await client.request(DELETE, ids)
+        assert deleted["headers"]["ce_type"] == "sip_trunks.TrunkDeleted.v1"
+        assert await at_livekit(livekit, trunk["providerId"]) is None
+
+
+async def test_livekit_refusal_is_provider_rejected(
+    livekit: api.LiveKitAPI, tmp_path: Path
+) -> None:
+    # `From` is a valid SIP header name for us, but LiveKit will not let a trunk set it.
+    async with running_service(settings_for(tmp_path)) as client:
+        body = create_body(advanced={"headers": {"From": "sip:x@example.com"}})
+        event = await client.request(CREATE, body)
+        assert event["body"]["reason"] == "provider_rejected"
+        assert "header name From not supported" in event["body"]["detail"]
+        assert await for_trunk(livekit, body["trunkId"]) == []
+
+
+async def test_outage_gives_provider_unavailable_then_recovers(
+    livekit: api.LiveKitAPI, tmp_path: Path
+) -> None:
+    host, port = LIVEKIT_URL.removeprefix("http://").split(":")
+    async with TcpProxy(host, int(port)) as proxy:
+        settings = settings_for(
+            tmp_path, livekit_url=f"http://127.0.0.1:{proxy.port}", livekit_timeout_s=1.0
+        )
+        bound_s = 3 * 1.0 + 0.2 + 0.5 + 1.0  # tries x timeout + backoffs, with slack
+        async with running_service(settings) as client:
+            for mode in ("refuse", "blackhole"):  # livekit-server down; or hung
+                proxy.mode = mode
+                body = create_body()
+                started = asyncio.get_running_loop().time()
+                event = await client.request(CREATE, body)
+                took = asyncio.get_running_loop().time() - started
+                assert event["body"]["reason"] == "provider_unavailable", event
+                assert took < bound_s + 2
+                assert await for_trunk(livekit, body["trunkId"]) == []  # nothing half-applied
+            proxy.mode = "forward"
+            again = await client.request(CREATE, create_body())
+            assert again["headers"]["ce_type"] == "sip_trunks.TrunkCreated.v1"
+
+
+async def test_crash_between_provider_call_and_commit_then_reconcile(
+    livekit: api.LiveKitAPI, tmp_path: Path
+) -> None:
+    settings = settings_for(tmp_path)
+    env = {**os.environ, **{k.upper(): str(v) for k, v in settings_env(settings).items()}}
+    log = tmp_path / "processes.log"
+    client = Client(settings)
+    await ensure_topics(settings)
+    relay = await start_process("relay", env, log)
+    crashing = await start_process("worker", {**env, "FAULT_EXIT_AFTER_PROVIDER_CALL": "true"}, log)
+    await client.start()
+    try:
+        body = create_body()
+        command = await client.send(CREATE, body)
+        assert await asyncio.wait_for(crashing.wait(), 60) == 86  # died after the LiveKit call
+        assert len(await for_trunk(livekit, body["trunkId"])) == 1  # made, never recorded
+        worker = await start_process("worker", env, log)
+        try:
+            event = await client.outcome(command)  # the redelivered command is applied
+            provider_id = event["body"]["trunk"]["providerId"]
+        finally:
+            worker.terminate()
+            await worker.wait()
+    finally:
+        relay.terminate()
+        await relay.wait()
+        await client.stop()
+    assert len(await for_trunk(livekit, body["trunkId"])) == 2  # one orphan
+    container = await build(settings)
+    try:
+        report = await reconcile(container, orphan_grace_s=0)
+    finally:
+        await container.close()
+    assert report.counts() == {"in_step": 1, "orphan_deleted": 1}
+    assert [t.sip_trunk_id for t in await for_trunk(livekit, body["trunkId"])] == [provider_id]
+
+
+async def test_drift_at_livekit_is_repaired(livekit: api.LiveKitAPI, tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    async with running_service(settings) as client:
+        trunk = (await client.request(CREATE, create_body()))["body"]["trunk"]
+    provider_id = trunk["providerId"]
+    info = await at_livekit(livekit, provider_id)
+    assert info is not None
+    info.name, info.address, info.auth_password = "Changed by hand", "evil.example.com:5060", "x"
+    await livekit.sip.update_outbound_trunk(provider_id, info)
+    container = await build(settings)
+    try:
+        report = await reconcile(container, orphan_grace_s=0)
+    finally:
+        await container.close()
+    assert report.counts() == {"drift_repaired": 1}
+    repaired = await at_livekit(livekit, provider_id)
+    assert repaired is not None
+    assert (repaired.name, repaired.address, repaired.auth_password) == (
+        "Office",
+        "sip.example.com:5061",
+        PASSWORD,
+    )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as the environment of a `sip-trunks` process."""
+    values = settings.model_dump(
+        mode="json", exclude={"database_url", "encryption_key", "auth_jwt_secret"}
+    )
+    values["livekit_api_secret"] = SECRET
+    return {k: str(v) for k, v in values.items() if v is not None}
