@@ -11,6 +11,7 @@ import pytest_asyncio
 from livekit import api
 
 from tests.conftest import KAFKA_BOOTSTRAP, LIVEKIT_URL
+from tests.e2e.conftest import SYSTEM_TRUNK_ID
 from tests.e2e.stack import Stack, free_port, running_stack
 from tests.e2e.test_rest_api import BASE, PASSWORD, create, problem, trunk_body
 
@@ -71,3 +72,14 @@ async def stack_without_livekit(tmp_path: Path) -> AsyncIterator[Stack]:
 async def test_livekit_down_is_503_provider_unavailable(stack_without_livekit: Stack) -> None:
     async with stack_without_livekit.client() as http:
         problem(await http.post(BASE, json=trunk_body()), 503, "provider_unavailable")
+
+
+async def test_the_system_trunk_is_provisioned_at_livekit(
+    stack: Stack, livekit: api.LiveKitAPI
+) -> None:
+    async with stack.client() as http:
+        system = (await http.get(f"{BASE}/{SYSTEM_TRUNK_ID}")).json()
+    assert system["providerId"].startswith("ST_")
+    info = await at_livekit(livekit, system["providerId"])
+    assert info is not None
+    assert info.address == "sip.platform.example:5060"
