@@ -35,7 +35,13 @@ def trunk(**overrides: object) -> SipTrunk:
 
 def offline_provider() -> LiveKitProvider:
     return LiveKitProvider(
-        "http://127.0.0.1:9", "k", "s", timeout_s=0.5, retries=0, default_number="+100", owner="me"
+        "http://127.0.0.1:9",
+        "key",
+        "a-test-secret-long-enough-for-hs256!",
+        timeout_s=0.5,
+        retries=0,
+        default_number="+100",
+        owner="me",
     )
 
 
