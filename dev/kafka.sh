@@ -18,8 +18,10 @@ install() {
   command -v mvn >/dev/null || die "Maven (mvn) is needed to fetch the Kafka jars"
   step "Fetching Apache Kafka $KAFKA_VERSION and its runtime dependencies from Maven Central (first time only)"
   rm -rf "$LIBS" && mkdir -p "$LIBS"
+  # (-q leaves only errors; the sed drops the colour codes Maven prints even then.)
   mvn -B -q -Dstyle.color=never -f "$ROOT/dev/kafka/pom.xml" dependency:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$LIBS" >&2 || die "Maven could not resolve the Kafka jars"
+    -DincludeScope=runtime -DoutputDirectory="$LIBS" 2>&1 | sed 's/\x1b\[[0-9;]*m//g' >&2 ||
+    die "Maven could not resolve the Kafka jars"
   touch "$LIBS/.complete"
   ok "Kafka $KAFKA_VERSION: $(ls "$LIBS"/*.jar | wc -l) jars in $LIBS"
 }

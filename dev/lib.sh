@@ -59,3 +59,31 @@ daemonize() {
   (close_inherited_fds; exec setsid "$@" </dev/null >>"$log" 2>&1) &
   echo $!
 }
+
+# apt_ensure PACKAGE WHAT LOGFILE: install a Debian package. The package lists are refreshed only
+# when apt knows no candidate (a fresh machine) or when the install fails with the lists it has
+# (a superseded .deb gone from the mirror); the lock is waited for, the output kept in LOGFILE.
+apt_ensure() {
+  local package=$1 what=$2 log=$3 policy
+  mkdir -p "$(dirname "$log")"
+  policy=$(apt-cache policy "$package" 2>/dev/null) || true
+  [[ $policy == *"Candidate: "[0-9]* ]] || _apt_update "$log"
+  step "Installing $what from Debian's packages (apt-get install $package, first time only)"
+  if ! _apt_install "$package" "$log"; then
+    step "apt-get install failed with the current package lists: refreshing them and trying once more"
+    _apt_update "$log"
+    _apt_install "$package" "$log" || { tail -n 30 "$log" >&2; die "apt-get install $package failed (log: $log)"; }
+  fi
+}
+
+_apt_install() {
+  DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=300 \
+    install --no-install-recommends "$1" >"$2" 2>&1
+}
+
+_apt_update() {
+  step "Refreshing Debian's package lists (apt-get update)"
+  DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=300 update >"$1" 2>&1 ||
+    { tail -n 30 "$1" >&2; die "apt-get update failed"; }
+  ok "package lists refreshed"
+}

@@ -22,35 +22,12 @@ REDIS_PIDFILE="$DIR/redis.pid"
 REDIS_LOG="$DIR/redis.log"
 mkdir -p "$DIR"
 
-apt_redis() {
-  DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=300 \
-    install --no-install-recommends redis-server >"$DIR/apt.log" 2>&1
-}
-
-apt_update() {
-  step "Refreshing Debian's package lists (apt-get update)"
-  DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=300 update >"$DIR/apt.log" 2>&1 ||
-    { tail -n 30 "$DIR/apt.log" >&2; die "apt-get update failed"; }
-  ok "package lists refreshed"
-}
-
 install_redis() {
-  local policy
   if command -v redis-server >/dev/null; then
     ok "Redis $(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p') installed ($(command -v redis-server))"
     return
   fi
-  # Same policy as dev/postgres.sh: update the lists only when apt knows no candidate, or when the
-  # install fails with the lists it has.
-  policy=$(apt-cache policy redis-server 2>/dev/null) || true
-  [[ $policy == *"Candidate: "[0-9]* ]] || apt_update
-  step "Installing Redis from Debian's packages (apt-get install redis-server, first time only)"
-  if ! apt_redis; then
-    step "apt-get install failed with the current package lists: refreshing them and trying once more"
-    apt_update
-    step "Installing Redis from Debian's packages (second try)"
-    apt_redis || { tail -n 30 "$DIR/apt.log" >&2; die "apt-get install redis-server failed (log: $DIR/apt.log)"; }
-  fi
+  apt_ensure redis-server Redis "$DIR/apt.log"
   command -v redis-server >/dev/null || die "apt-get installed redis-server but there is no redis-server command"
   ok "Redis $(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p') installed"
 }

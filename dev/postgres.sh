@@ -34,36 +34,16 @@ pg_bin() {
 # Postgres refuses to run as root: its commands run as the postgres OS user, from a folder it can read.
 as_pg() { (cd / && runuser -u postgres -- "$@"); }
 
-apt_install() {
-  DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=300 \
-    install --no-install-recommends postgresql >"$DIR/apt.log" 2>&1
-}
 
-apt_update() {
-  step "Refreshing Debian's package lists (apt-get update)"
-  DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=300 update >"$DIR/apt.log" 2>&1 ||
-    { tail -n 30 "$DIR/apt.log" >&2; die "apt-get update failed"; }
-  ok "package lists refreshed"
-}
 
 install() {
-  local bin policy
+  local bin
   if bin=$(newest_bin) && id postgres >/dev/null 2>&1; then
     ok "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') installed in ${bin%/bin}"
     return
   fi
   mkdir -p "$DIR"
-  # Update the lists only when apt knows no postgresql package (a fresh machine), or when they are so
-  # stale that the install fails (a superseded .deb is gone from the mirror).
-  policy=$(apt-cache policy postgresql 2>/dev/null) || true
-  [[ $policy == *"Candidate: "[0-9]* ]] || apt_update
-  step "Installing PostgreSQL from Debian's packages (apt-get install postgresql, first time only)"
-  if ! apt_install; then
-    step "apt-get install failed with the current package lists: refreshing them and trying once more"
-    apt_update
-    step "Installing PostgreSQL from Debian's packages (second try)"
-    apt_install || { tail -n 30 "$DIR/apt.log" >&2; die "apt-get install postgresql failed (log: $DIR/apt.log)"; }
-  fi
+  apt_ensure postgresql PostgreSQL "$DIR/apt.log"
   bin=$(newest_bin) || die "apt-get installed postgresql but no /usr/lib/postgresql/*/bin/postgres exists"
   ok "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') installed in ${bin%/bin}"
 }
