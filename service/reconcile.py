@@ -63,7 +63,7 @@ async def reconcile(
 ) -> ReconcileReport:
     provider = container.livekit
     if provider is None:
-        raise RuntimeError("reconcile needs PROVIDER=livekit")
+        raise ValueError("reconcile needs PROVIDER=livekit")
     lease = lease_for(container.engine, "reconcile")
     if not await lease.held():
         log.info("reconcile.skipped", reason="another reconciler is running")

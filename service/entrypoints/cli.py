@@ -107,6 +107,12 @@ async def _gateway(settings: Settings) -> None:
 async def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
     from service.reconcile import reconcile
 
+    if settings.provider != "livekit":
+        print(
+            "reconcile needs PROVIDER=livekit (and LIVEKIT_URL, _API_KEY, _API_SECRET)",
+            file=sys.stderr,
+        )
+        return 2
     container = await build(settings)
     try:
         report = await reconcile(container, orphan_grace_s=args.orphan_grace)
