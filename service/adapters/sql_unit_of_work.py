@@ -1,9 +1,10 @@
 """The SQL unit of work: repositories over one AsyncConnection transaction (SQLAlchemy Core).
 
 Built for batches: `prefetch` loads a batch's trunks and processed-command rows in two queries,
-reads are then served from this transaction's own view, and outbox and processed-command rows
-are written in one multi-row insert each at commit. Trunk writes go straight to the database
-(their version guard must be checked row by row).
+reads are then served from this transaction's own view, and new trunks, outbox rows and
+processed-command rows are written in one multi-row insert each at commit. Updates and deletes
+go straight to the database (their version guard is checked row by row), after the pending
+inserts.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class SqlTrunkRepository:
         self._conn = conn
         self._cipher = cipher
         self._known: dict[UUID, SipTrunk | None] = {}  # this transaction's view, by id
+        self._inserts: list[dict[str, Any]] = []  # new trunks, written in one statement
 
     async def prefetch(self, trunk_ids: Collection[UUID]) -> None:
         wanted = [i for i in trunk_ids if i not in self._known]
@@ -79,15 +81,22 @@ class SqlTrunkRepository:
         return [self._to_domain(row) for row in rows.mappings()]
 
     async def add(self, trunk: SipTrunk) -> None:
-        await self._conn.execute(_INSERT_TRUNK, self._to_row(trunk))
+        self._inserts.append(self._to_row(trunk))
         self._known[trunk.id] = trunk
 
+    async def flush(self) -> None:
+        if self._inserts:
+            await self._conn.execute(_INSERT_TRUNK, self._inserts)
+            self._inserts = []
+
     async def update(self, trunk: SipTrunk) -> None:
+        await self.flush()  # the row may be one of this transaction's new trunks
         row = self._to_row(trunk) | {"b_id": str(trunk.id), "b_version": trunk.version}
         _one_row((await self._conn.execute(_UPDATE_TRUNK, row)).rowcount, trunk.id)
         self._known[trunk.id] = trunk
 
     async def delete(self, trunk_id: UUID) -> None:
+        await self.flush()
         result = await self._conn.execute(_DELETE_TRUNK, {"b_id": str(trunk_id)})
         _one_row(result.rowcount, trunk_id)
         self._known[trunk_id] = None
@@ -250,6 +259,7 @@ class SqlUnitOfWork:
 
     async def commit(self) -> None:
         assert self._conn is not None
+        await self.trunks.flush()
         await self.outbox.flush()
         await self.processed.flush()
         await self._conn.commit()
