@@ -52,6 +52,7 @@ def _provider(settings: Settings) -> TrunkProvider:
             retries=settings.livekit_retries,
             default_number=settings.livekit_default_number,
             owner=settings.livekit_owner,
+            breaker_s=settings.livekit_breaker_s,
         )
     return NoProvider()
 

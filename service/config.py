@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     livekit_api_key: str = "devkey"
     livekit_api_secret: SecretStr = SecretStr("secret")  # the dev server's; set it for real
     livekit_timeout_s: float = Field(default=2.0, gt=0, description="per call (hard)")
+    livekit_breaker_s: float = Field(default=5.0, ge=0, description="fail fast after an outage")
     livekit_retries: int = Field(default=2, ge=0, description="more tries on outages and 5xx")
     # LiveKit needs a caller number on an outbound trunk: used when advanced.numbers is empty.
     livekit_default_number: str = Field(default="+10000000000", pattern=r"^\+[0-9]{1,15}$")

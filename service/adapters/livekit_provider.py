@@ -8,8 +8,10 @@ number: `LIVEKIT_DEFAULT_NUMBER` stands in when `advanced.numbers` is empty. Upd
 the whole trunk; deleting an unknown id succeeds at LiveKit.
 
 Failures: each call runs under a hard timeout (the client ignores its own), retried with
-backoff on connection errors, timeouts and 5xx, then refused as `provider_unavailable`; a 4xx
-(LiveKit's validation) is `provider_rejected` with LiveKit's message.
+backoff on connection errors, timeouts, 5xx and 401/403/408/429, then refused as
+`provider_unavailable`, and for LIVEKIT_BREAKER_S after that every call fails fast (a circuit
+breaker: a hung LiveKit must not hold a batch of commands for minutes); another 4xx (LiveKit's validation) is
+`provider_rejected` with LiveKit's message.
 """
 
 from __future__ import annotations
@@ -27,12 +29,19 @@ from service.domain.errors import Reason, Rejected
 from service.domain.model import SipTrunk
 from service.logs import get_logger
 
-__all__ = ["LiveKitProvider", "ours", "outbound_trunk"]
+__all__ = ["LiveKitProvider", "NotAtLiveKit", "ours", "outbound_trunk"]
 
 log = get_logger(__name__)
 
 T = TypeVar("T")
 _BACKOFF_S = (0.2, 0.5, 1.0)
+# 4xx answers that say "not now" rather than "not this trunk": unavailable, retried.
+_TRANSIENT_4XX = frozenset({401, 403, 408, 429})
+
+
+class NotAtLiveKit(Rejected):
+    """LiveKit does not know the trunk id (deleted there by hand, or never made)."""
+
 
 _TRANSPORTS = {
     "auto": api.SIPTransport.SIP_TRANSPORT_AUTO,
@@ -129,6 +138,7 @@ class LiveKitProvider:
         retries: int,
         default_number: str,
         owner: str,
+        breaker_s: float = 5.0,
     ) -> None:
         self._url, self._key, self._secret = url, api_key, api_secret
         self.owner = owner
@@ -136,6 +146,11 @@ class LiveKitProvider:
         self._retries = retries
         self.default_number = default_number
         self._client: api.LiveKitAPI | None = None  # made in the running loop, on first use
+        # The circuit breaker: after LiveKit failed a command, the next ones fail fast for
+        # `breaker_s` instead of each waiting out its tries (a hung LiveKit must not hold a
+        # whole batch of commands for minutes).
+        self._breaker_s = breaker_s
+        self._failing_until = 0.0
 
     async def create(self, trunk: SipTrunk) -> str:
         request = api.CreateSIPOutboundTrunkRequest(trunk=self.to_info(trunk))
@@ -154,9 +169,7 @@ class LiveKitProvider:
         info = self.to_info(trunk)
         try:
             await self._call("update", lambda sip: sip.update_outbound_trunk(provider_id, info))
-        except Rejected as refusal:
-            if "not found" not in refusal.detail.lower():
-                raise
+        except NotAtLiveKit:
             return await self.create(trunk)  # gone at LiveKit (deleted by hand): make it anew
         return provider_id
 
@@ -187,18 +200,28 @@ class LiveKitProvider:
     async def _call(self, what: str, call: Callable[[Any], Awaitable[T]]) -> T:
         if self._client is None:
             self._client = api.LiveKitAPI(self._url, self._key, self._secret)
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._failing_until:
+            raise Rejected(Reason.PROVIDER_UNAVAILABLE, "LiveKit failed moments ago: not retried")
         problem = ""
         for attempt in range(self._retries + 1):
             if attempt:
                 await asyncio.sleep(_BACKOFF_S[min(attempt, len(_BACKOFF_S)) - 1])
             try:
                 async with asyncio.timeout(self._timeout_s):
-                    return await call(self._client.sip)
+                    result = await call(self._client.sip)
+                self._failing_until = 0.0
+                return result
             except api.TwirpError as exc:
-                if exc.status < 500:
+                if exc.code == "not_found":
+                    raise NotAtLiveKit(
+                        Reason.PROVIDER_REJECTED, f"LiveKit: {exc.message}"
+                    ) from None
+                if exc.status < 500 and exc.status not in _TRANSIENT_4XX:
                     raise Rejected(Reason.PROVIDER_REJECTED, f"LiveKit: {exc.message}") from None
                 problem = f"LiveKit answered {exc.status} {exc.code}"
             except (TimeoutError, aiohttp.ClientError) as exc:
                 problem = f"LiveKit unreachable ({type(exc).__name__})"
             log.warning("livekit.call_failed", call=what, attempt=attempt + 1, problem=problem)
+        self._failing_until = loop.time() + self._breaker_s
         raise Rejected(Reason.PROVIDER_UNAVAILABLE, f"{problem}, after {self._retries + 1} tries")

@@ -153,7 +153,10 @@ async def test_outage_gives_provider_unavailable_then_recovers(
     host, port = LIVEKIT_URL.removeprefix("http://").split(":")
     async with TcpProxy(host, int(port)) as proxy:
         settings = settings_for(
-            tmp_path, livekit_url=f"http://127.0.0.1:{proxy.port}", livekit_timeout_s=1.0
+            tmp_path,
+            livekit_url=f"http://127.0.0.1:{proxy.port}",
+            livekit_timeout_s=1.0,
+            livekit_breaker_s=0.5,
         )
         bound_s = 3 * 1.0 + 0.2 + 0.5 + 1.0  # tries x timeout + backoffs, with slack
         async with running_service(settings) as client:
@@ -166,6 +169,12 @@ async def test_outage_gives_provider_unavailable_then_recovers(
                 assert event["body"]["reason"] == "provider_unavailable", event
                 assert took < bound_s + 2
                 assert await for_trunk(livekit, body["trunkId"]) == []  # nothing half-applied
+                # Right after a failure the breaker answers at once, without waiting out tries.
+                started = asyncio.get_running_loop().time()
+                fast = await client.request(CREATE, create_body())
+                assert fast["body"]["reason"] == "provider_unavailable"
+                assert asyncio.get_running_loop().time() - started < 1.0
+                await asyncio.sleep(0.6)  # the breaker closes
             proxy.mode = "forward"
             again = await client.request(CREATE, create_body())
             assert again["headers"]["ce_type"] == "sip_trunks.TrunkCreated.v1"
