@@ -10,8 +10,8 @@ the whole trunk; deleting an unknown id succeeds at LiveKit.
 Failures: each call runs under a hard timeout (the client ignores its own), retried with
 backoff on connection errors, timeouts, 5xx and 401/403/408/429, then refused as
 `provider_unavailable`, and for LIVEKIT_BREAKER_S after that every call fails fast (a circuit
-breaker: a hung LiveKit must not hold a batch of commands for minutes); another 4xx (LiveKit's validation) is
-`provider_rejected` with LiveKit's message.
+breaker: a hung LiveKit must not hold a batch of commands for minutes); another 4xx
+(LiveKit's validation) is `provider_rejected` with LiveKit's message.
 """
 
 from __future__ import annotations
