@@ -6,12 +6,15 @@ LiveKit trunk deleted by hand all leave the two apart; each run repairs that:
 - a trunk of ours whose provider trunk differs (drift) is pushed again (full replace);
 - a trunk of ours whose provider trunk is missing gets a new one (new `providerId`, a new
   version, a `TrunkUpdated` with changedFields `["providerId"]` and a state snapshot);
-- a provider trunk that carries our metadata but that none of our trunks points at (an orphan)
-  is deleted, once it is older than a grace period (it may belong to a command in flight).
+- a provider trunk that carries our metadata (owner = LIVEKIT_OWNER) but that none of our
+  trunks points at (an orphan) is deleted once it has been an orphan for a grace period, as seen
+  by this process (`seen`; LiveKit keeps no creation time): it may belong to a command in flight.
 
-Provider trunks without our metadata are never touched. One reconciler runs at a time per
-database (a lease), its database writes are short and version-guarded, and its report holds ids
-and counts, nothing secret.
+Our database is read before LiveKit is listed, and each trunk is read again right before it is
+repaired (skipped if it changed meanwhile), so a command committed during a run is never taken
+for drift or for a missing provider trunk. Provider trunks without our metadata are never
+deleted. One reconciler runs at a time per database (a lease), its database writes are short and
+version-guarded, and its report holds ids and counts, nothing secret.
 """
 
 from __future__ import annotations
@@ -59,8 +62,12 @@ class ReconcileReport:
 
 
 async def reconcile(
-    container: Container, *, orphan_grace_s: float = ORPHAN_GRACE_S
+    container: Container,
+    *,
+    orphan_grace_s: float = ORPHAN_GRACE_S,
+    seen: dict[str, float] | None = None,
 ) -> ReconcileReport:
+    """One run. `seen` (provider id -> when first seen orphaned) carries over between runs."""
     provider = container.livekit
     if provider is None:
         raise ValueError("reconcile needs PROVIDER=livekit")
@@ -69,7 +76,7 @@ async def reconcile(
         log.info("reconcile.skipped", reason="another reconciler is running")
         return ReconcileReport()
     try:
-        report = await _reconcile(container, provider, orphan_grace_s)
+        report = await _reconcile(container, provider, orphan_grace_s, {} if seen is None else seen)
     finally:
         await lease.release()
     log.info("reconcile.done", **report.counts())
@@ -77,40 +84,62 @@ async def reconcile(
 
 
 async def _reconcile(
-    container: Container, provider: LiveKitProvider, orphan_grace_s: float
+    container: Container, provider: LiveKitProvider, grace_s: float, seen: dict[str, float]
 ) -> ReconcileReport:
     report = ReconcileReport()
-    remote = {i.sip_trunk_id: i for i in await provider.list_trunks() if provider.made_by_us(i)}
     async with container.unit_of_work() as uow:  # read only: no lock held during LiveKit calls
         trunks = await uow.trunks.list_all()
+    remote = {info.sip_trunk_id: info for info in await provider.list_trunks()}
     for trunk in trunks:
         info = remote.pop(trunk.provider_id, None) if trunk.provider_id else None
         try:
             await _repair(container, provider, trunk, info, report)
         except Rejected as refusal:
             report.add("failed", str(trunk.id), trunk.provider_id, refusal.detail)
-    now = time.time()
-    for provider_id, info in remote.items():
-        trunk_id = provider.made_by_us(info) or "-"
-        if now - _created_s(info) < orphan_grace_s:
-            report.add("skipped", trunk_id, provider_id, "recent: may be a command in flight")
-            continue
-        try:
-            await provider.delete_id(provider_id)
-            report.add("orphan_deleted", trunk_id, provider_id)
-        except Rejected as refusal:
-            report.add("failed", trunk_id, provider_id, refusal.detail)
+    now = time.monotonic()
+    orphans = {pid: provider.made_by_us(info) for pid, info in remote.items()}
+    for provider_id in list(seen):
+        if provider_id not in orphans:
+            del seen[provider_id]  # gone, or claimed by a commit
+    for provider_id, trunk_id in orphans.items():
+        if trunk_id is None:
+            continue  # not made by this deployment: never touched
+        first = seen.setdefault(provider_id, now)
+        current = await _current(container, trunk_id)
+        if current is not None and current.provider_id == provider_id:
+            report.add("in_step", trunk_id, provider_id, "committed during this run")
+        elif now - first < grace_s:
+            report.add("skipped", trunk_id, provider_id, f"orphan for < {grace_s:.0f} s")
+        else:
+            try:
+                await provider.delete_id(provider_id)
+                seen.pop(provider_id, None)
+                report.add("orphan_deleted", trunk_id, provider_id)
+            except Rejected as refusal:
+                report.add("failed", trunk_id, provider_id, refusal.detail)
     return report
+
+
+async def _current(container: Container, trunk_id: str) -> SipTrunk | None:
+    try:
+        key = uuid.UUID(trunk_id)
+    except ValueError:
+        return None
+    async with container.unit_of_work() as uow:
+        return await uow.trunks.get(key)
 
 
 async def _repair(
     container: Container,
     provider: LiveKitProvider,
-    trunk: SipTrunk,
+    listed: SipTrunk,
     info: Any,
     report: ReconcileReport,
 ) -> None:
-    if info is None:
+    trunk = await _current(container, str(listed.id))
+    if trunk is None or trunk.version != listed.version:
+        report.add("skipped", str(listed.id), listed.provider_id, "changed during this run")
+    elif info is None:
         new_id = await provider.create(trunk)
         await _record_provider_id(container, trunk, new_id)
         report.add("missing_recreated", str(trunk.id), new_id)
@@ -141,8 +170,3 @@ async def _record_provider_id(container: Container, trunk: SipTrunk, provider_id
     except ConcurrentModification:
         # The trunk changed meanwhile; the provider trunk just made is an orphan for next time.
         log.info("reconcile.raced", trunk_id=str(trunk.id))
-
-
-def _created_s(info: Any) -> float:
-    created = getattr(info, "created_at", None)
-    return float(getattr(created, "seconds", 0) or 0)

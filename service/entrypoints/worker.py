@@ -217,12 +217,13 @@ async def _reconcile_periodically(container: Container, stop: asyncio.Event) -> 
     if container.livekit is None or interval <= 0:
         return
 
+    seen: dict[str, float] = {}  # orphans across runs: deleted once orphaned for the grace
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
         if stop.is_set():
             return
         try:
-            await reconcile(container)
+            await reconcile(container, seen=seen)
         except Exception as exc:  # LiveKit or the database down: try again next time
             log.warning("reconcile.failed", error=f"{type(exc).__name__}: {exc}")

@@ -209,8 +209,13 @@ async def test_crash_between_provider_call_and_commit_then_reconcile(
         await client.stop()
     assert len(await for_trunk(livekit, body["trunkId"])) == 2  # one orphan
     container = await build(settings)
+    seen: dict[str, float] = {}
     try:
-        report = await reconcile(container, orphan_grace_s=0)
+        # LiveKit keeps no creation time: an orphan waits out the grace, counted from when this
+        # process first saw it (it might belong to a command in flight).
+        first = await reconcile(container, orphan_grace_s=30, seen=seen)
+        assert first.counts() == {"in_step": 1, "skipped": 1}
+        report = await reconcile(container, orphan_grace_s=0, seen=seen)
     finally:
         await container.close()
     assert report.counts() == {"in_step": 1, "orphan_deleted": 1}
@@ -239,6 +244,22 @@ async def test_drift_at_livekit_is_repaired(livekit: api.LiveKitAPI, tmp_path: P
         "sip.example.com:5061",
         PASSWORD,
     )
+
+
+async def test_a_trunk_deleted_at_livekit_is_made_anew_on_the_next_change(
+    livekit: api.LiveKitAPI, tmp_path: Path
+) -> None:
+    async with running_service(settings_for(tmp_path)) as client:
+        trunk = (await client.request(CREATE, create_body()))["body"]["trunk"]
+        await livekit.sip.delete_trunk(api.DeleteSIPTrunkRequest(sip_trunk_id=trunk["providerId"]))
+        ids = {"trunkId": trunk["id"], "tenantId": "acme"}
+        event = await client.request(UPDATE, {**ids, "changes": {"name": "Back"}})
+        assert event["headers"]["ce_type"] == "sip_trunks.TrunkUpdated.v1", event
+        new_id = event["body"]["trunk"]["providerId"]
+        assert new_id != trunk["providerId"]
+        info = await at_livekit(livekit, new_id)
+        assert info is not None
+        assert info.name == "Back"
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
