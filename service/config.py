@@ -63,7 +63,6 @@ class Settings(BaseSettings):
     gateway_port: int = Field(default=8080, ge=1, le=65535)
     gateway_reply_timeout_s: float = Field(default=10.0, gt=0, description="then 504")
     gateway_publish_timeout_s: float = Field(default=3.0, gt=0, description="then 503")
-    gateway_source: str = "/gateway"
     # HS256 secret of the API's bearer tokens; default: a dev secret generated once in data_dir.
     auth_jwt_secret: SecretStr | None = None
 

@@ -117,7 +117,10 @@ class CommandBus:
     ) -> CloudEventHeaders:
         """Publish a command; returns its headers (`id` is the command id).
 
-        Raises BrokerUnavailable when Kafka has not acknowledged it within the publish timeout.
+        Raises BrokerUnavailable when Kafka has not acknowledged it within the publish timeout
+        (the contract's quick 503). The producer may still deliver a batch it holds once the
+        broker is back, so such a command can yet be applied: a retry with the same
+        Idempotency-Key (the same command id) is safe either way.
         """
         headers = CloudEventHeaders.new(
             type=ce_type, source=self._source, correlation_id=correlation_id or str(uuid.uuid4())
@@ -177,7 +180,10 @@ class CommandBus:
                 log.warning("event.unreadable", partition=record.partition, offset=record.offset)
                 continue
             if self._on_event is not None:
-                self._on_event(headers.type, body)
+                try:
+                    self._on_event(headers.type, body)
+                except (KeyError, TypeError, ValueError):  # an odd event must not stop replies
+                    log.warning("event.unusable", type=headers.type, offset=record.offset)
             for future in self._waiting.get(headers.causation_id or "", []):
                 if not future.done():
                     future.set_result(Outcome(headers, body))

@@ -39,16 +39,17 @@ class PostgresLease:
         try:
             if self._conn is not None:
                 await self._conn.execute(text("SELECT 1"))  # still ours while the session lives
+                await self._conn.commit()  # never idle in a transaction
                 return True
             conn = await self._engine.connect()
+            self._conn = conn  # from here on, release() closes it whatever happens
             lock = text("SELECT pg_try_advisory_lock(hashtext(:name))")
             got = (await conn.execute(lock, {"name": self._name})).scalar()
             await conn.commit()
-            if got:
-                self._conn = conn
-                return True
-            await conn.close()
-            return False
+            if not got:
+                self._conn = None
+                await conn.close()
+            return bool(got)
         except Exception:
             await self.release()
             raise

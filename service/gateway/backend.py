@@ -14,6 +14,11 @@ from service.gateway.state_feed import StateFeed
 __all__ = ["Backend", "KafkaBackend"]
 
 
+# One `ce_source` for every gateway instance, fixed: commands are told apart by source + id, so
+# an Idempotency-Key retried on another instance must be the very same command.
+GATEWAY_SOURCE = "/gateway"
+
+
 class Backend(Protocol):
     """What the HTTP layer needs; tests give it an in-memory one."""
 
@@ -43,7 +48,7 @@ class KafkaBackend:
         self._bus = CommandBus(
             servers,
             settings.topics,
-            settings.gateway_source,
+            GATEWAY_SOURCE,
             on_event=self.reads.apply,
             publish_timeout_s=settings.gateway_publish_timeout_s,
         )
