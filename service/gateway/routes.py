@@ -146,11 +146,21 @@ async def _execute(request: Request, command: Command) -> Response:
         ) from None
     except TimeoutError:
         raise _timeout(command) from None
-    if outcome.headers.causation_id not in (None, command.command_id):
-        # Another request's outcome under the same X-Request-ID: never hand it out.
+    if outcome.headers.causation_id not in (None, command.command_id) or not _answers(
+        outcome.body, command
+    ):
+        # Another command's outcome, or another producer reused this command id for another
+        # trunk or tenant: never hand it (maybe another tenant's trunk) to this caller.
         log.warning("outcome.foreign", command_id=command.command_id)
         raise _timeout(command)
     return outcome_response(outcome)
+
+
+def _answers(event: dict[str, Any], command: Command) -> bool:
+    """The event is about this command's trunk and tenant."""
+    trunk = event.get("trunk")
+    trunk_id = event.get("trunkId") or (trunk.get("id") if isinstance(trunk, dict) else None)
+    return str(trunk_id) == command.trunk_id and event.get("tenantId") == command.body["tenantId"]
 
 
 def _timeout(command: Command) -> ProblemError:

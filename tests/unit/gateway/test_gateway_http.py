@@ -466,6 +466,22 @@ async def test_another_requests_outcome_is_never_returned(
     assert_problem(response, 504, "timeout")
 
 
+async def test_an_outcome_about_another_tenant_is_never_returned(
+    client: httpx.AsyncClient, backend: MemoryBackend
+) -> None:
+    """A producer reusing this command id for another tenant's trunk: its outcome is not ours."""
+    mine = await create(client)
+    original = backend.request
+
+    async def foreign(*args: Any, **kwargs: Any) -> Outcome:
+        outcome = await original(*args, **kwargs)
+        return Outcome(outcome.headers, {**outcome.body, "tenantId": "someone-else"})
+
+    backend.request = foreign  # type: ignore[method-assign]
+    response = await client.patch(f"{BASE}/{mine['id']}", headers=auth(), json={})
+    assert_problem(response, 504, "timeout")
+
+
 async def test_an_unexpected_error_is_a_500_problem_with_request_id(
     client: httpx.AsyncClient, backend: MemoryBackend
 ) -> None:
