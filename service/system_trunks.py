@@ -13,6 +13,7 @@ and are announced with the usual events, so every subscriber and read model sees
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from pathlib import Path
@@ -21,6 +22,7 @@ from uuid import UUID
 
 import yaml
 
+from service.adapters.leases import lease_for
 from service.bootstrap import Container
 from service.domain import rules
 from service.logs import get_logger
@@ -67,15 +69,35 @@ def _where(exc: Exception) -> str:
 
 
 async def provision_system_trunks(container: Container) -> int:
-    """Create or update every declared system trunk; return how many changed."""
+    """Create or update every declared system trunk; return how many changed.
+
+    Workers starting together take turns (a lease): one provisions, the others find it done.
+    """
     path = container.settings.system_trunks_file
     if path is None:
         return 0
+    declarations = load_declarations(path)
+    lease = lease_for(container.engine, "system-trunks")
+    for _ in range(300):  # wait for a worker provisioning right now (at most ~30 s)
+        if await lease.held():
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise SystemTrunksFileError("another worker held the system-trunks lease for 30 s")
+    try:
+        return await _provision(container, path, declarations)
+    finally:
+        await lease.release()
+
+
+async def _provision(
+    container: Container, path: Path, declarations: list[tuple[UUID, dict[str, Any]]]
+) -> int:
     svc = container.services
     cause = Cause(correlation_id=f"system-trunks:{uuid.uuid4()}")
     changed = 0
     async with container.unit_of_work() as uow:
-        for trunk_id, fields in load_declarations(path):
+        for trunk_id, fields in declarations:
             existing = await uow.trunks.get(trunk_id)
             change = rules.upsert_system_trunk(
                 existing, trunk_id=trunk_id, fields=fields, now=svc.clock()
