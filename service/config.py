@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     fault_exit_after_provider_call: bool = False
 
     # Relay
+    # Processed-command rows (the memory of effectively-once) are kept this long; keep it well
+    # above the commands topic's retention, past which no redelivery can come.
+    processed_retention_days: float = Field(default=30.0, gt=0)
     relay_batch_size: int = Field(default=500, ge=1)
     relay_poll_interval_s: float = Field(default=0.02, gt=0)
 

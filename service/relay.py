@@ -21,14 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.adapters.database import READ_ONLY
 from service.adapters.leases import lease_for
-from service.adapters.schema import outbox
+from service.adapters.schema import outbox, processed_commands
 from service.logs import get_logger
 
 __all__ = ["OutboxRelay", "create_producer"]
 
 log = get_logger(__name__)
 
-_RETENTION = timedelta(hours=24)  # sent rows kept this long for inspection, then purged
+_SENT_RETENTION = timedelta(hours=24)  # sent rows kept this long for inspection, then purged
 _PURGE_EVERY_S = 300.0
 
 
@@ -51,6 +51,7 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         poll_interval_s: float = 0.02,
+        processed_retention: timedelta = timedelta(days=30),
     ) -> None:
         self._engine = engine
         # Reads take no write lock on SQLite (see database.READ_ONLY), so the worker is never
@@ -59,6 +60,7 @@ class OutboxRelay:
         self._producer = producer
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
+        self._processed_retention = processed_retention
         self._idle = _idle_wait(engine, poll_interval_s)
         self._lease = lease_for(engine, "relay")
 
@@ -95,10 +97,16 @@ class OutboxRelay:
             )
         return len(rows)
 
-    async def purge_sent(self) -> None:
+    async def purge(self) -> None:
+        """Housekeeping, by the one active relay: sent outbox rows, and processed-command rows
+        old enough that no redelivery can still come (they outlive Kafka's retention)."""
+        now = datetime.now(UTC)
         async with self._engine.begin() as conn:
+            await conn.execute(delete(outbox).where(outbox.c.sent_at < now - _SENT_RETENTION))
             await conn.execute(
-                delete(outbox).where(outbox.c.sent_at < datetime.now(UTC) - _RETENTION)
+                delete(processed_commands).where(
+                    processed_commands.c.processed_at < now - self._processed_retention
+                )
             )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -110,7 +118,7 @@ class OutboxRelay:
                 try:
                     sent = await self.publish_pending()
                     if sent == 0 and loop.time() >= next_purge:
-                        await self.purge_sent()
+                        await self.purge()
                         next_purge = loop.time() + _PURGE_EVERY_S
                 except Exception as exc:  # Kafka or database hiccup: keep the rows, retry soon
                     log.warning("relay.publish_failed", error=f"{type(exc).__name__}: {exc}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from service.adapters.database import create_engine, migrate
 from service.config import Settings
@@ -22,6 +23,7 @@ async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
             producer,
             batch_size=settings.relay_batch_size,
             poll_interval_s=settings.relay_poll_interval_s,
+            processed_retention=timedelta(days=settings.processed_retention_days),
         )
         await relay.run(stop)
     finally:

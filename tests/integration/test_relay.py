@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.adapters.encryption import load_cipher
-from service.adapters.schema import outbox
+from service.adapters.schema import outbox, processed_commands
 from service.adapters.sql_unit_of_work import SqlUnitOfWork
 from service.messages import OutgoingMessage
 from service.relay import OutboxRelay, create_producer
@@ -130,3 +131,34 @@ async def test_one_relay_publishes_at_a_time(engine: AsyncEngine, tmp_path: Path
         await standby.close()
     finally:
         await producer.stop()
+
+
+async def test_purge_keeps_what_is_still_needed(engine: AsyncEngine, tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    old, recent = now - timedelta(days=40), now - timedelta(hours=1)
+    async with engine.begin() as conn:
+        for cid, at in (("old", old), ("recent", recent)):
+            await conn.execute(
+                insert(processed_commands).values(
+                    source="/t",
+                    command_id=cid,
+                    command_type="x",
+                    body_sha256="0" * 64,
+                    outcome={},
+                    processed_at=at,
+                )
+            )
+        for sent_at in (old, recent, None):
+            await conn.execute(
+                insert(outbox).values(
+                    topic="t", key="k", headers=[], payload=b"{}", created_at=old, sent_at=sent_at
+                )
+            )
+    producer = create_producer(KAFKA_BOOTSTRAP)
+    relay = OutboxRelay(engine, producer)
+    await relay.purge()
+    async with engine.connect() as conn:
+        kept = (await conn.execute(select(processed_commands.c.command_id))).scalars().all()
+        outbox_left = (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
+    assert kept == ["recent"]
+    assert outbox_left == 2  # the recently sent row and the unsent one
