@@ -36,13 +36,14 @@ FIELDS = st.fixed_dictionaries(
         "advanced": JSON,
     },
 ) | st.dictionaries(st.text(max_size=10), JSON, max_size=3)
-ASCII = st.characters(min_codepoint=32, max_codepoint=126)  # what an HTTP client can send
+# What an HTTP client can send: printable ASCII, no surrounding blanks (h11 refuses those).
+ASCII = st.characters(min_codepoint=32, max_codepoint=126)
 HEADERS = st.fixed_dictionaries(
     {},
     optional={
         "If-Match": st.sampled_from(['"1"', '"0"', "*", 'W/"1"', "x", '"99999999999999999999"']),
-        "Idempotency-Key": st.text(ASCII, max_size=300),
-        "X-Request-ID": st.text(ASCII, max_size=50),
+        "Idempotency-Key": st.text(ASCII, max_size=300).map(str.strip),
+        "X-Request-ID": st.text(ASCII, max_size=50).map(str.strip),
         "Content-Type": st.sampled_from(
             ["application/json", "text/plain", "application/json; charset=latin-1", ""]
         ),
