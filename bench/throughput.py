@@ -58,6 +58,7 @@ from service.adapters.kafka_topics import ensure_topics
 from service.config import Settings
 from service.logs import configure_logging
 from service.relay import create_producer
+from tests.e2e.stack import start_process, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / ".dev" / "bench-latest.json"
@@ -302,24 +303,6 @@ async def raw_pipe(cfg: Config, prefix: str, source: str, target: str) -> Row:
 
 
 # --- scenario 2: the service -----------------------------------------------------------------
-
-
-async def start_process(role: str, env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
-    cli = Path(sys.executable).parent / "sip-trunks"
-    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
-        return await asyncio.create_subprocess_exec(
-            str(cli), role, env=env, cwd=log.parent, stdout=out, stderr=subprocess.STDOUT
-        )
-
-
-async def stop_process(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        process.terminate()  # SIGTERM: the service stops consuming and closes cleanly
-        try:
-            await asyncio.wait_for(process.wait(), 20)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
 
 
 def tail(path: Path, lines: int = 20) -> str:

@@ -47,15 +47,28 @@ class Stack:
 
 
 async def start_process(role: str, env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "service.entrypoints.cli",
-        role,
-        env=env,
-        stdout=log.open("ab"),
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    """`sip-trunks <role>` as its own process, output appended to `log`."""
+    with log.open("ab") as out:  # the child keeps its own copy of the descriptor
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "service.entrypoints.cli",
+            role,
+            env=env,
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+
+
+async def stop_process(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM (the service closes cleanly), SIGKILL after 15 s."""
+    if process.returncode is None:
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), 15)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
 
 
 async def wait_ready(base_url: str, log: Path, within: float = 60.0) -> None:
@@ -91,15 +104,7 @@ async def running_stack(
         **overrides,
     }
     log = tmp / "stack.log"
-    topics = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "service.entrypoints.cli",
-        "topics",
-        env=env,
-        stdout=log.open("ab"),
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    topics = await start_process("topics", env, log)
     assert await topics.wait() == 0, log.read_text()
     stack = Stack(f"http://127.0.0.1:{port}", env, secret)
     try:
@@ -108,11 +113,4 @@ async def running_stack(
         await wait_ready(stack.base_url, tmp / "gateway.log")
         yield stack
     finally:
-        for process in stack.processes.values():
-            if process.returncode is None:
-                process.terminate()
-        for process in stack.processes.values():
-            try:
-                await asyncio.wait_for(process.wait(), 15)
-            except TimeoutError:
-                process.kill()
+        await asyncio.gather(*(stop_process(p) for p in stack.processes.values()))

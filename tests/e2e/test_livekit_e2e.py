@@ -3,32 +3,16 @@ LiveKit's own API; LiveKit's refusals and outages reach the client as 422 and 50
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest_asyncio
 from livekit import api
 
-from tests.conftest import KAFKA_BOOTSTRAP, LIVEKIT_URL
+from tests.conftest import KAFKA_BOOTSTRAP, at_livekit
 from tests.e2e.conftest import SYSTEM_TRUNK_ID
 from tests.e2e.stack import Stack, free_port, running_stack
 from tests.e2e.test_rest_api import BASE, PASSWORD, create, problem, trunk_body
-
-KEY = os.environ.get("LIVEKIT_API_KEY", "devkey")
-SECRET = os.environ.get("LIVEKIT_API_SECRET", "secret")
-
-
-@pytest_asyncio.fixture
-async def livekit() -> AsyncIterator[api.LiveKitAPI]:
-    client = api.LiveKitAPI(LIVEKIT_URL, KEY, SECRET)
-    yield client
-    await client.aclose()
-
-
-async def at_livekit(livekit: api.LiveKitAPI, provider_id: str) -> api.SIPOutboundTrunkInfo | None:
-    listed = await livekit.sip.list_outbound_trunk(api.ListSIPOutboundTrunkRequest())
-    return next((t for t in listed.items if t.sip_trunk_id == provider_id), None)
 
 
 async def test_rest_changes_are_mirrored_at_livekit(stack: Stack, livekit: api.LiveKitAPI) -> None:

@@ -13,7 +13,7 @@ import httpx
 
 from service.gateway.tokens import READ_SCOPE
 from tests.e2e.conftest import SYSTEM_TRUNK_ID
-from tests.e2e.stack import Stack, free_port, start_process, wait_ready
+from tests.e2e.stack import Stack, free_port, start_process, stop_process, wait_ready
 
 BASE = "/api/v1/sip-trunks"
 PASSWORD = "E2e-Secret-pass"
@@ -304,5 +304,4 @@ async def test_a_second_gateway_instance_works_side_by_side(stack: Stack, tmp_pa
                 await asyncio.sleep(0.1)
             assert (await one.get(url)).json()["name"] == "From two"
     finally:
-        second.terminate()
-        await second.wait()
+        await stop_process(second)

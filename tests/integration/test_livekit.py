@@ -10,28 +10,27 @@ import asyncio
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-import pytest_asyncio
 from livekit import api
 
 from service.adapters.kafka_topics import ensure_topics
 from service.bootstrap import build
 from service.config import Settings
 from service.reconcile import reconcile
-from tests.conftest import KAFKA_BOOTSTRAP, LIVEKIT_URL
-from tests.e2e.stack import start_process
+from tests.conftest import (
+    KAFKA_BOOTSTRAP,
+    LIVEKIT_API_KEY,
+    LIVEKIT_API_SECRET,
+    LIVEKIT_URL,
+    at_livekit,
+)
+from tests.e2e.stack import start_process, stop_process
 from tests.integration.kafka_stack import CREATE, DELETE, UPDATE, Client, running_service
 from tests.integration.tcp_proxy import TcpProxy
 
 PASSWORD = "LiveKit-pa55word"
-KEY, SECRET = (
-    os.environ.get("LIVEKIT_API_KEY", "devkey"),
-    os.environ.get("LIVEKIT_API_SECRET", "secret"),
-)
 
 
 def settings_for(tmp: Path, **overrides: Any) -> Settings:
@@ -43,30 +42,13 @@ def settings_for(tmp: Path, **overrides: Any) -> Settings:
         "data_dir": tmp,
         "provider": "livekit",
         "livekit_url": LIVEKIT_URL,
-        "livekit_api_key": KEY,
-        "livekit_api_secret": SECRET,
+        "livekit_api_key": LIVEKIT_API_KEY,
+        "livekit_api_secret": LIVEKIT_API_SECRET,
         "livekit_owner": f"test-{run}",
         "reconcile_interval_s": 0,
         "log_format": "json",
     }
     return Settings(**(values | overrides))
-
-
-@pytest_asyncio.fixture
-async def livekit() -> AsyncIterator[api.LiveKitAPI]:
-    client = api.LiveKitAPI(LIVEKIT_URL, KEY, SECRET)
-    try:
-        await asyncio.wait_for(client.sip.list_outbound_trunk(api.ListSIPOutboundTrunkRequest()), 5)
-    except Exception as exc:
-        await client.aclose()
-        pytest.fail(f"LiveKit not reachable at {LIVEKIT_URL} ({exc!r}): run `make test`")
-    yield client
-    await client.aclose()
-
-
-async def at_livekit(livekit: api.LiveKitAPI, provider_id: str) -> api.SIPOutboundTrunkInfo | None:
-    listed = await livekit.sip.list_outbound_trunk(api.ListSIPOutboundTrunkRequest())
-    return next((t for t in listed.items if t.sip_trunk_id == provider_id), None)
 
 
 async def for_trunk(livekit: api.LiveKitAPI, trunk_id: str) -> list[api.SIPOutboundTrunkInfo]:
@@ -201,11 +183,9 @@ async def test_crash_between_provider_call_and_commit_then_reconcile(
             event = await client.outcome(command)  # the redelivered command is applied
             provider_id = event["body"]["trunk"]["providerId"]
         finally:
-            worker.terminate()
-            await worker.wait()
+            await stop_process(worker)
     finally:
-        relay.terminate()
-        await relay.wait()
+        await stop_process(relay)
         await client.stop()
     assert len(await for_trunk(livekit, body["trunkId"])) == 2  # one orphan
     container = await build(settings)
@@ -267,5 +247,5 @@ def settings_env(settings: Settings) -> dict[str, str]:
     values = settings.model_dump(
         mode="json", exclude={"database_url", "encryption_key", "auth_jwt_secret"}
     )
-    values["livekit_api_secret"] = SECRET
+    values["livekit_api_secret"] = LIVEKIT_API_SECRET
     return {k: str(v) for k, v in values.items() if v is not None}

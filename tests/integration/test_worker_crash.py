@@ -7,6 +7,7 @@ and each trunk's events keep command order.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import uuid
@@ -16,7 +17,7 @@ from pathlib import Path
 from service.adapters.kafka_topics import ensure_topics
 from service.config import Settings
 from tests.conftest import KAFKA_BOOTSTRAP
-from tests.e2e.stack import start_process
+from tests.e2e.stack import start_process, stop_process
 from tests.integration.kafka_stack import CREATE, UPDATE, Client, headers_of
 
 TRUNKS = 150
@@ -74,10 +75,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_applies_once(tmp_path: Path)
 
         await events.wait_for(lambda r: all_answered(), count=1, within=90)
     finally:
-        for process in (worker, relay):
-            if process.returncode is None:
-                process.terminate()
-                await process.wait()
+        await asyncio.gather(stop_process(worker), stop_process(relay))
         await client.stop()
 
     outcome_ids = {cmd: {h["ce_id"] for h in answers} for cmd, answers in by_command.items()}
