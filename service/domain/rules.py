@@ -30,6 +30,8 @@ from datetime import UTC, datetime
 from typing import Final
 from uuid import UUID
 
+from sip_trunk_contracts import MASKED_PASSWORD
+
 from service.domain.errors import (
     AlreadyExists,
     FieldError,
@@ -61,8 +63,6 @@ __all__ = [
 ]
 
 _ABSENT: Final = object()
-
-MASKED_PASSWORD: Final = "********"  # noqa: S105  # the mask, not a secret
 
 
 def visible_to(trunk: SipTrunk, tenant_id: str | None) -> bool:
