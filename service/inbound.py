@@ -52,14 +52,15 @@ def read_command(value: bytes | None, headers: Sequence[tuple[str, bytes | None]
         raise Unrecognisable(f"ce_id and ce_source may have at most {MAX_ID_LENGTH} characters")
     body = _json_object(value)
     trunk_id = _trunk_id(body)
-    try:
-        canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-        text = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    try:  # one serialisation: the hash's input, and the check that the text is encodable
+        canonical = json.dumps(
+            body, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode("utf-8")
     except UnicodeEncodeError:  # "\ud800" escapes decode to text no encoding can carry
         error = FieldError("", "contains unpaired UTF-16 surrogates (\\ud800-\\udfff escapes)")
         return Command(ce, trunk_id, None, {}, "", None, (error,))
     tenant_id, errors = _tenant(body.get("tenantId"))
-    if len(text) > MAX_BODY_BYTES:
+    if len(value or b"") > MAX_BODY_BYTES:  # the bytes as received, like the REST limit
         errors += (FieldError("", f"a command body may have at most {MAX_BODY_BYTES} bytes"),)
     model: BaseModel | None = None
     try:
