@@ -8,6 +8,7 @@ and each trunk's events keep command order.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import uuid
@@ -86,3 +87,14 @@ async def test_sigkill_mid_stream_loses_nothing_and_applies_once(tmp_path: Path)
     for types in per_trunk.values():
         assert types[0] == "sip_trunks.TrunkCreated.v1"
         assert "sip_trunks.TrunkRejected.v1" not in types  # the update never overtook its create
+    # Per trunk, once repeats are dropped by `ce_id` (as the contract asks consumers to do),
+    # versions strictly increase in topic order.
+    versions: dict[str, list[int]] = defaultdict(list)
+    first_seen: set[str] = set()
+    for record in events.records:
+        event_id = headers_of(record)["ce_id"]
+        if event_id not in first_seen:
+            first_seen.add(event_id)
+            versions[record.key.decode()].append(json.loads(record.value)["version"])
+    assert len(versions) == TRUNKS
+    assert all(v == [1, 2] for v in versions.values())
