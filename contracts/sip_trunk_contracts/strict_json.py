@@ -1,0 +1,108 @@
+"""Strict JSON (CONTRACT.md §4.1): RFC 8259 UTF-8 text and nothing more, nested at most 32 deep.
+
+Python's `json` module accepts and writes `NaN` and `Infinity`, turns `1e99999` into infinity,
+and decodes `"\\ud800"` into a lone surrogate that no UTF-8 text can carry. None of that may
+reach a topic. `loads` also measures the nesting without recursion *before* parsing, so no
+recursive code downstream (merge patch, masking, encoding) ever sees a hostile depth.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+__all__ = ["MAX_DEPTH", "JsonError", "dumps", "loads"]
+
+MAX_DEPTH = 32  # levels of objects and arrays; a top-level object is level 1
+
+# A JSON string literal, unrolled so that long strings cost no backtracking.
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
+# Only a \u escape can carry a surrogate (raw ones are not UTF-8): the exact check runs only then.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+class JsonError(ValueError):
+    """Not strict JSON: the message says why, without quoting the input."""
+
+
+def loads(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse strict JSON; raises `JsonError` for anything RFC 8259 or the depth limit refuses."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError:
+        raise JsonError("not UTF-8") from None
+    _check_text_depth(text, max_depth)
+    try:
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    except JsonError:
+        raise
+    except (ValueError, RecursionError) as exc:  # also int() past its digit limit
+        raise JsonError(f"not valid JSON: {str(exc)[:200]}") from None
+    if _SURROGATE_ESCAPE.search(text):
+        _check_encodable(value)
+    return value
+
+
+def dumps(value: Any, *, max_depth: int = MAX_DEPTH) -> bytes:
+    """Serialise to strict UTF-8 JSON; raises `JsonError` for NaN, infinities, lone surrogates
+    or nesting past `max_depth`, so nothing that `loads` would refuse is ever written."""
+    if _deeper_than(value, max_depth):
+        raise JsonError(f"nested deeper than {max_depth} levels")
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise JsonError("contains unpaired UTF-16 surrogates") from None
+    except ValueError as exc:
+        raise JsonError(str(exc)) from None
+
+
+def _deeper_than(value: Any, max_depth: int) -> bool:
+    """Whether decoded JSON nests past `max_depth` (`{}` is 1), found without recursion."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth + 1 > max_depth:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _check_text_depth(text: str, max_depth: int) -> None:
+    structure = _STRING.sub("", text)
+    if structure.count("[") + structure.count("{") <= max_depth:
+        return  # cannot be too deep: the common case, with no loop at all
+    depth = 0
+    for bracket in _BRACKET.finditer(structure):
+        if bracket.group() in "[{":
+            depth += 1
+            if depth > max_depth:
+                raise JsonError(f"nested deeper than {max_depth} levels")
+        else:
+            depth -= 1
+
+
+def _no_constant(name: str) -> Any:
+    raise JsonError(f"{name} is not JSON")
+
+
+def _finite_float(literal: str) -> float:
+    number = float(literal)
+    if not math.isfinite(number):
+        raise JsonError(f"number out of range: {literal[:40]}")
+    return number
+
+
+def _check_encodable(value: Any) -> None:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise JsonError("contains unpaired UTF-16 surrogates (\\ud800-\\udfff escapes)") from None
