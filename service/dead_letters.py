@@ -1,16 +1,44 @@
 """Dead-lettering: a message the worker cannot answer goes to the DLT as received, with one
 exception: passwords. A JSON value has every `password` masked first, because no topic the
-service writes may carry a secret (CONTRACT.md §3); the header `kafka_dlt-redacted` says so."""
+service writes may carry a secret (CONTRACT.md §3); the header `kafka_dlt-redacted` says so.
+
+Dead-lettering is the worker's last resort, so it has one of its own: when the copy cannot be
+made (masking failed) or Kafka refuses it for good (too large, invalid), the DLT still gets a
+record for that offset: the `kafka_dlt-*` headers and the reason, the value withheld.
+"""
 
 from __future__ import annotations
 
-import json
+import re
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import (
+    CorruptRecordException,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 from sip_trunk_contracts import MASKED_PASSWORD
+from sip_trunk_contracts.strict_json import JsonError, dumps, loads
 
-__all__ = ["DeadLetters", "redact_passwords"]
+from service.logs import get_logger
+
+__all__ = ["DeadLetters", "dead_letter_of", "redact_passwords"]
+
+log = get_logger(__name__)
+
+_MAX_REASON = 1000
+_MAX_WITHHELD_KEY = 1024  # a larger key is dropped too in the last-resort copy
+# A `"password": "..."` member, found in text that is not strict JSON (too deep, malformed).
+# What Kafka says of this record itself; any other error (the broker away) is retried later.
+_REFUSED_FOR_GOOD = (
+    CorruptRecordException,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
+_PASSWORD_MEMBER = re.compile(rb'("password"\s*:\s*)"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 
 
 class DeadLetters:
@@ -19,38 +47,68 @@ class DeadLetters:
         self._topic = topic
 
     async def send(self, record: ConsumerRecord[bytes, bytes], why: str) -> None:
-        """Send `record` to the DLT with the `kafka_dlt-*` headers; return once it is stored."""
-        await (await self._producer.send(self._topic, **dead_letter_of(record, why)))
+        """Send `record` to the DLT with the `kafka_dlt-*` headers; return once it is stored.
+
+        Raises when Kafka is not there to take it: the caller retries later.
+        """
+        try:
+            copy = dead_letter_of(record, why)
+        except Exception as exc:  # a bug in masking must not leak a password nor stop the worker
+            because = f"the value could not be masked ({type(exc).__name__})"
+            copy = withheld_copy(record, why, because)
+        try:
+            await self._store(copy)
+        except _REFUSED_FOR_GOOD as exc:
+            log.warning("dead_letter.withheld", error=type(exc).__name__)
+            await self._store(withheld_copy(record, why, f"Kafka refused the copy: {exc}"))
+
+    async def _store(self, copy: dict[str, Any]) -> None:
+        await (await self._producer.send(self._topic, **copy))
 
 
 def dead_letter_of(record: ConsumerRecord[bytes, bytes], why: str) -> dict[str, Any]:
     """Key, value and headers of the DLT copy of `record`."""
     value = redact_passwords(record.value)
-    headers = [
-        *list(record.headers),
-        ("kafka_dlt-original-topic", record.topic.encode()),
-        ("kafka_dlt-original-partition", str(record.partition).encode()),
-        ("kafka_dlt-original-offset", str(record.offset).encode()),
-        ("kafka_dlt-exception-message", why[:1000].encode()),
-    ]
+    headers = [*list(record.headers), *_dlt_headers(record, why)]
     if value != record.value:
         headers.append(("kafka_dlt-redacted", b"password"))
     return {"key": record.key, "value": value, "headers": headers}
 
 
+def withheld_copy(record: ConsumerRecord[bytes, bytes], why: str, because: str) -> dict[str, Any]:
+    """The last-resort DLT record: where it came from and why, nothing of its content."""
+    key = record.key if record.key is None or len(record.key) <= _MAX_WITHHELD_KEY else None
+    headers = [*_dlt_headers(record, why), ("kafka_dlt-value-withheld", because[:300].encode())]
+    return {"key": key, "value": None, "headers": headers}
+
+
+def _dlt_headers(record: ConsumerRecord[bytes, bytes], why: str) -> list[tuple[str, bytes]]:
+    return [
+        ("kafka_dlt-original-topic", record.topic.encode()),
+        ("kafka_dlt-original-partition", str(record.partition).encode()),
+        ("kafka_dlt-original-offset", str(record.offset).encode()),
+        ("kafka_dlt-exception-message", why[:_MAX_REASON].encode("utf-8", "replace")),
+    ]
+
+
 def redact_passwords(value: bytes | None) -> bytes | None:
-    """`value` with every JSON `password` masked; unchanged when it is not JSON or has none."""
+    """`value` with every JSON `password` masked; unchanged when it has none.
+
+    Strict JSON is masked member by member (and re-serialised); anything else (too deep,
+    malformed, not UTF-8) has each `"password": "..."` it visibly holds masked in place.
+    """
     if value is None:
         return None
     try:
-        data = json.loads(value.decode("utf-8"))
-    except (ValueError, RecursionError):  # not JSON (or too deep to be a command): kept as is
-        return value
+        data = loads(value)
+    except JsonError:
+        return _PASSWORD_MEMBER.sub(rb'\1"' + MASKED_PASSWORD.encode() + rb'"', value)
     masked = _masked(data)
-    return value if masked == data else json.dumps(masked).encode()
+    return value if masked == data else dumps(masked)
 
 
 def _masked(data: Any) -> Any:
+    # Recursion is bounded: `loads` refused anything nested deeper than 32 levels.
     if isinstance(data, dict):
         return {k: MASKED_PASSWORD if k == "password" else _masked(v) for k, v in data.items()}
     if isinstance(data, list):

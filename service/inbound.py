@@ -1,14 +1,14 @@
 """Reading a command off Kafka: recognisable (a `Command`) or not (`Unrecognisable` → DLT).
 
-Recognisable means: CloudEvents headers, a known command `ce_type`, a JSON object body and a
-UUID `trunkId`. Anything else about the body is the domain's to judge, so a recognisable command
-with a malformed envelope (say `"changes": 3`) still gets its `TrunkRejected`.
+Recognisable means: CloudEvents headers, a known command `ce_type`, a strict JSON object body
+(RFC 8259, nested at most 32 deep: CONTRACT.md §4.1) and a UUID `trunkId`. Anything else about
+the body is the domain's to judge, so a recognisable command with a malformed envelope (say
+`"changes": 3`) still gets its `TrunkRejected`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +16,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ValidationError
 from sip_trunk_contracts import COMMAND_TYPES, CloudEventHeaders, InvalidHeaders, field_errors
+from sip_trunk_contracts.strict_json import JsonError, canonical, loads
 
 from service.domain.errors import FieldError
 
@@ -52,13 +53,6 @@ def read_command(value: bytes | None, headers: Sequence[tuple[str, bytes | None]
         raise Unrecognisable(f"ce_id and ce_source may have at most {MAX_ID_LENGTH} characters")
     body = _json_object(value)
     trunk_id = _trunk_id(body)
-    try:  # one serialisation: the hash's input, and the check that the text is encodable
-        canonical = json.dumps(
-            body, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        ).encode("utf-8")
-    except UnicodeEncodeError:  # "\ud800" escapes decode to text no encoding can carry
-        error = FieldError("", "contains unpaired UTF-16 surrogates (\\ud800-\\udfff escapes)")
-        return Command(ce, trunk_id, None, {}, "", None, (error,))
     tenant_id, errors = _tenant(body.get("tenantId"))
     if len(value or b"") > MAX_BODY_BYTES:  # the bytes as received, like the REST limit
         errors += (FieldError("", f"a command body may have at most {MAX_BODY_BYTES} bytes"),)
@@ -68,7 +62,7 @@ def read_command(value: bytes | None, headers: Sequence[tuple[str, bytes | None]
             model = model_type.model_validate(body)
     except ValidationError as exc:
         errors = tuple(FieldError(e.pointer, e.message) for e in field_errors(exc))
-    digest = hashlib.sha256(canonical).hexdigest()
+    digest = hashlib.sha256(canonical(body)).hexdigest()
     return Command(ce, trunk_id, tenant_id, body, digest, model, errors)
 
 
@@ -85,10 +79,9 @@ def _json_object(value: bytes | None) -> dict[str, Any]:
     if value is None:
         raise Unrecognisable("empty message value")
     try:
-        # Decode explicitly: json.loads(bytes) would also accept UTF-16/32, the contract says UTF-8.
-        body = json.loads(value.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:  # JSON and Unicode errors are ValueErrors
-        raise Unrecognisable(f"value is not UTF-8 JSON: {str(exc)[:200]}") from None
+        body = loads(value)
+    except JsonError as exc:
+        raise Unrecognisable(f"value is not strict UTF-8 JSON: {exc}") from None
     if not isinstance(body, dict):
         raise Unrecognisable("value is not a JSON object")
     return body

@@ -13,7 +13,7 @@ import math
 import re
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "JsonError", "dumps", "loads"]
+__all__ = ["MAX_DEPTH", "JsonError", "canonical", "dumps", "loads"]
 
 MAX_DEPTH = 32  # levels of objects and arrays; a top-level object is level 1
 
@@ -57,6 +57,12 @@ def dumps(value: Any, *, max_depth: int = MAX_DEPTH) -> bytes:
         raise JsonError("contains unpaired UTF-16 surrogates") from None
     except ValueError as exc:
         raise JsonError(str(exc)) from None
+
+
+def canonical(value: Any) -> bytes:
+    """One byte form per value (sorted keys, no blanks): what a body hash is taken of.
+    `value` must be strict JSON already (as `loads` returns it)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _deeper_than(value: Any, max_depth: int) -> bool:

@@ -3,8 +3,10 @@
 Each poll hands a batch of raw records to `CommandWorker.handle_batch`, which applies every
 recognisable command in one database transaction (outcome events go to the outbox, published by
 the relay) and dead-letters what it cannot read; only then are the batch's offsets committed.
-Bad input never stops it. When the database is unavailable, or anything else goes wrong with
-the batch as a whole, the batch is rewound and retried: nothing is lost, nothing skipped.
+Bad input never stops it (see `service/command_worker.py`). When the database or the broker is
+unavailable, the batch is rewound and retried: nothing is lost, nothing skipped. A commit refused
+because a rebalance moved the partitions is normal: their new owner processes the records again
+and answers them with the outcomes already stored (effectively once).
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeAlias
+from collections.abc import Sequence
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker, Topic
 from faststream.kafka.annotations import KafkaMessage
@@ -25,82 +28,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.adapters.kafka_topics import ensure_topics
 from service.bootstrap import Container, build
+from service.command_worker import CommandWorker, Record
 from service.config import Settings
 from service.dead_letters import DeadLetters
-from service.handlers import CommandProcessor
-from service.inbound import Command, Unrecognisable, read_command
 from service.logs import get_logger
 from service.reconcile import reconcile
 from service.relay import create_producer
 from service.system_trunks import provision_system_trunks
 
-__all__ = ["CommandWorker", "create_app", "run_worker"]
+__all__ = ["create_app", "run_worker"]
 
 log = get_logger(__name__)
 
-Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
-_ATTEMPTS = 3  # tries of a command on its own before it counts as poison
-_BACKOFF_S = 0.2
 _PAUSE_S = 1.0  # before a batch is retried after a failure of the batch as a whole
-
-
-class CommandWorker:
-    def __init__(
-        self,
-        processor: CommandProcessor,
-        dead_letters: DeadLetters,
-        database_ok: Callable[[], Awaitable[bool]],
-    ) -> None:
-        self._processor = processor
-        self._dead_letters = dead_letters
-        self._database_ok = database_ok
-
-    async def handle_batch(self, records: Sequence[Record]) -> bool:
-        """Process a polled batch; True when its offsets may be committed, False to retry it."""
-        commands: list[tuple[Record, Command]] = []
-        unreadable: list[tuple[Record, str]] = []
-        for record in records:
-            try:
-                commands.append((record, read_command(record.value, list(record.headers))))
-            except Unrecognisable as exc:
-                unreadable.append((record, str(exc)))
-        if commands and not await self._apply(commands):
-            return False
-        # Dead-letter after the commit: a batch retried for the database's sake must not send
-        # its unreadable records to the DLT again.
-        for record, why in unreadable:
-            log.warning("command.dead_lettered", reason=why, **_where(record))
-            await self._dead_letters.send(record, why)
-        return True
-
-    async def _apply(self, commands: list[tuple[Record, Command]]) -> bool:
-        try:
-            await self._processor.process([cmd for _, cmd in commands])
-            return True
-        except Exception as exc:  # isolate the culprit below
-            log.warning("batch.failed", size=len(commands), error=type(exc).__name__)
-        # One command may break the batch for all (a bug, data the database refuses): apply
-        # them one by one, so only that one is dead-lettered - if the database is healthy.
-        for record, cmd in commands:
-            if not await self._apply_alone(record, cmd):
-                return False
-        return True
-
-    async def _apply_alone(self, record: Record, cmd: Command) -> bool:
-        error = ""
-        for attempt in range(_ATTEMPTS):
-            if attempt:
-                await asyncio.sleep(_BACKOFF_S * 2**attempt)
-            try:
-                await self._processor.process([cmd])
-                return True
-            except Exception as exc:  # judged below
-                error = f"{type(exc).__name__}: {str(exc)[:300]}"
-        if not await self._database_ok():
-            return False  # not this command's fault: retry the batch later
-        log.error("command.dead_lettered", reason=error, command_id=cmd.ce.id, **_where(record))
-        await self._dead_letters.send(record, error)
-        return True
+# A commit refused because the group rebalanced: the records are redelivered to their new owner.
+_REBALANCED = (CommitFailedError, RebalanceInProgressError, IllegalStateError)
 
 
 async def _database_answers(engine: AsyncEngine) -> bool:
@@ -111,10 +53,6 @@ async def _database_answers(engine: AsyncEngine) -> bool:
     except Exception as exc:  # any failure here means "not now"
         log.error("database.unavailable", error=type(exc).__name__)
         return False
-
-
-def _where(record: Record) -> dict[str, object]:
-    return {"topic": record.topic, "partition": record.partition, "offset": record.offset}
 
 
 async def _commit(consumer: AIOKafkaConsumer, records: Sequence[Record]) -> None:
@@ -183,6 +121,9 @@ def create_app(container: Container, dlt_producer: AIOKafkaProducer) -> FastStre
             if await worker.handle_batch(records):
                 await _commit(consumer, records)
                 return
+        except _REBALANCED as exc:  # the partitions moved on: nothing is wrong, nothing lost
+            log.info("batch.commit_skipped", reason=type(exc).__name__, size=len(records))
+            return
         except Exception:  # never let a batch slip by uncommitted and unretried
             log.exception("batch.crashed", size=len(records))
         _rewind(consumer, records)

@@ -11,6 +11,7 @@ import uuid
 
 import structlog
 from starlette.datastructures import MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.gateway.problems import Code, ProblemError, problem_response
@@ -55,6 +56,8 @@ class RequestIdMiddleware:
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
                 await self.app(scope, receive, send_with_id)
+            except ClientDisconnect:  # the client left mid-request: nobody to answer, no fault
+                log.info("request.client_gone", method=scope["method"], path=scope["path"])
             except Exception:
                 # Never a password here: request bodies are not logged, only the traceback.
                 log.exception("request.crashed", method=scope["method"], path=scope["path"])

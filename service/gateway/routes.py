@@ -13,6 +13,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from sip_trunk_contracts.strict_json import MAX_DEPTH
 
 from service.adapters.command_bus import BrokerUnavailable
 from service.gateway.auth import Caller, authenticate, authorize
@@ -68,7 +69,8 @@ async def _create_body(request: Request) -> dict[str, Any]:
 
 
 async def _patch_body(request: Request) -> dict[str, Any]:
-    return await read_json_object(request, (JSON, MERGE_PATCH_JSON))
+    # The command carries the patch inside `changes`: one level deeper than the body.
+    return await read_json_object(request, (JSON, MERGE_PATCH_JSON), max_depth=MAX_DEPTH - 1)
 
 
 async def _idempotency_key(

@@ -5,7 +5,6 @@ Imported by module name (pytest puts this folder on sys.path; no conftest, no pa
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -16,7 +15,7 @@ from uuid import UUID
 
 import httpx
 from pydantic import SecretStr
-from sip_trunk_contracts import CloudEventHeaders
+from sip_trunk_contracts import CloudEventHeaders, strict_json
 
 from service.adapters.command_bus import Outcome
 from service.config import Settings
@@ -79,7 +78,7 @@ class MemoryBackend:
             raise self.fail_with
         self.sent.append(Sent(ce_type, dict(body), key, command_id, correlation_id))
         ce = replace(CloudEventHeaders.new(ce_type, "/gateway", correlation_id), id=command_id)
-        messages = await self.harness.run(read_command(json.dumps(body).encode(), ce.to_kafka()))
+        messages = await self.harness.run(read_command(strict_json.dumps(body), ce.to_kafka()))
         for message in messages:  # read-your-writes, as the Kafka backend's event hook does
             if message.payload is None:
                 self.reads.tombstone(message.key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from gateway_fakes import (
     BASE,
     OTHER_TENANT,
+    SETTINGS,
     TENANT,
     MemoryBackend,
     auth,
@@ -21,8 +23,10 @@ from gateway_fakes import (
 from sip_trunk_contracts import MASKED_PASSWORD
 from structlog.testing import capture_logs
 
+import service.gateway.inputs as inputs_module
 from service.adapters.command_bus import BrokerUnavailable, Outcome
 from service.domain import Reason
+from service.gateway.app import create_app
 from service.gateway.commands import create_command
 from service.gateway.tokens import READ_SCOPE, WRITE_SCOPE
 
@@ -243,6 +247,110 @@ async def test_body_not_a_json_object_is_400(client: httpx.AsyncClient, body: by
     assert_problem(await client.post(BASE, headers=headers, content=body), 400, "malformed_request")
     url = f"{BASE}/{uuid4()}"
     assert_problem(await client.patch(url, headers=headers, content=body), 400, "malformed_request")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"name": 1e99999, "gateways": []}',  # Infinity to Python: not JSON
+        b'{"name": -Infinity}',
+        b'{"name": "\\ud800", "gateways": []}',  # a lone surrogate
+        b'{"advanced": {"numbers": ' + b"[" * 600 + b"]" * 600 + b"}}",
+        b'{"a": ' + b"[" * 32 + b"]" * 32 + b"}",  # 33 levels
+    ],
+)
+async def test_what_strict_json_refuses_is_400_and_never_sent(
+    app: tuple[httpx.AsyncClient, MemoryBackend], body: bytes
+) -> None:
+    client, backend = app
+    trunk = await create(client)
+    sent = len(backend.sent)
+    headers = auth(**{"Content-Type": "application/json"})
+    assert_problem(await client.post(BASE, headers=headers, content=body), 400, "malformed_request")
+    url = f"{BASE}/{trunk['id']}"
+    assert_problem(await client.patch(url, headers=headers, content=body), 400, "malformed_request")
+    assert len(backend.sent) == sent
+
+
+async def test_a_patch_body_may_nest_one_level_less_than_a_create(
+    client: httpx.AsyncClient,
+) -> None:
+    """The command carries the patch inside `changes`: at 32 levels the command would be 33."""
+    trunk = await create(client)
+    headers = auth(**{"Content-Type": "application/json"})
+    url = f"{BASE}/{trunk['id']}"
+    too_deep = b'{"a": ' + b"[" * 31 + b"]" * 31 + b"}"  # 32 levels
+    assert_problem(
+        await client.patch(url, headers=headers, content=too_deep), 400, "malformed_request"
+    )
+    deepest = b'{"a": ' + b"[" * 30 + b"]" * 30 + b"}"  # 31 levels: the worker judges it
+    assert_problem(
+        await client.patch(url, headers=headers, content=deepest), 422, "validation_failed"
+    )
+    assert_problem(
+        await client.post(BASE, headers=headers, content=too_deep), 422, "validation_failed"
+    )
+
+
+async def test_a_body_that_does_not_arrive_in_time_is_400(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inputs_module, "BODY_TIMEOUT_S", 0.2)
+
+    async def stalls() -> AsyncIterator[bytes]:
+        yield b'{"name": '
+        await asyncio.sleep(5)
+        yield b'"late"}'
+
+    headers = auth(**{"Content-Type": "application/json"})
+    started = asyncio.get_running_loop().time()
+    response = await client.post(BASE, headers=headers, content=stalls())
+    assert asyncio.get_running_loop().time() - started < 2
+    body = assert_problem(response, 400, "malformed_request")
+    assert "did not arrive within 0.2 s" in body["detail"]
+
+
+async def test_a_client_that_leaves_mid_body_is_no_error() -> None:
+    """As uvicorn tells the app when the connection closes before the announced bytes came."""
+    app = create_app(SETTINGS, MemoryBackend())
+    messages = [
+        {"type": "http.request", "body": b'{"name": ', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": BASE,
+        "raw_path": BASE.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "server": ("gw", 80),
+        "client": ("127.0.0.1", 5000),
+        "headers": [
+            (b"host", b"gw"),
+            (b"content-type", b"application/json"),
+            (b"content-length", b"100"),
+            *[(k.lower().encode(), v.encode()) for k, v in auth().items()],
+        ],
+    }
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    with capture_logs() as logs:
+        await app(scope, receive, send)
+    events = [entry["event"] for entry in logs]
+    assert "request.crashed" not in events
+    assert "request.client_gone" in events
+    assert not [m for m in sent if m["type"] == "http.response.start" and m["status"] >= 500]
 
 
 @pytest.mark.parametrize(

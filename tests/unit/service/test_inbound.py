@@ -331,7 +331,11 @@ _header_lists = st.lists(
     max_size=12,
 )
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=10),
     lambda children: (
         st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
     ),
@@ -462,11 +466,24 @@ def test_a_body_over_64_kib_is_refused_not_parsed() -> None:
     assert "65536 bytes" in cmd.errors[0].message
 
 
-def test_unpaired_surrogates_are_an_error_not_a_crash() -> None:
+def test_unpaired_surrogates_are_not_json_so_unrecognisable() -> None:
     value = b'{"trunkId": "' + str(TRUNK_ID).encode() + b'", "tenantId": "\\ud800"}'
-    cmd = read_command(value, headers(DELETE))
-    assert cmd.tenant_id is None
-    assert cmd.errors
+    with pytest.raises(Unrecognisable, match="surrogates"):
+        read_command(value, headers(DELETE))
+
+
+@pytest.mark.parametrize(
+    "member", [b'"x": NaN', b'"x": -Infinity', b'"x": 1e99999', b'"x": ' + b"[" * 32 + b"]" * 32]
+)
+def test_what_strict_json_refuses_is_unrecognisable(member: bytes) -> None:
+    value = b'{"trunkId": "' + str(TRUNK_ID).encode() + b'", ' + member + b"}"
+    with pytest.raises(Unrecognisable, match="strict"):
+        read_command(value, headers(DELETE))
+
+
+def test_nesting_up_to_32_levels_is_read_and_left_to_the_domain() -> None:
+    value = b'{"trunkId": "' + str(TRUNK_ID).encode() + b'", "x": ' + b"[" * 31 + b"]" * 31 + b"}"
+    assert read_command(value, headers(DELETE)).trunk_id == TRUNK_ID
 
 
 def test_an_overlong_command_id_is_unrecognisable() -> None:

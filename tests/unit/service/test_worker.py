@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 from uuid import uuid4
 
 import pytest
 from aiokafka import ConsumerRecord
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
+from sqlalchemy.exc import OperationalError
 from fakes import CREATE, PASSWORD, Harness, create_body
 from sip_trunk_contracts import CloudEventHeaders
 
-import service.entrypoints.worker as worker_module
-from service.dead_letters import dead_letter_of
-from service.entrypoints.worker import CommandWorker
+import service.command_worker as worker_module
+from service.command_worker import CommandWorker
+import service.dead_letters as dead_letters_module
+from service.dead_letters import DeadLetters, dead_letter_of
 from service.handlers import CommandProcessor
 
 
@@ -45,8 +49,14 @@ class Poisoned(CommandProcessor):
         self._inner = inner
         self._poison_id = poison_id
         self.down = False
+        self.calls = 0
+        self.transient_failures = 0  # the next calls that fail as a dropped connection would
 
     async def process(self, commands: Any) -> None:
+        self.calls += 1
+        if self.transient_failures:
+            self.transient_failures -= 1
+            raise OperationalError("SELECT", {}, ConnectionResetError("reset by peer"))
         if self.down or any(c.ce.id == self._poison_id for c in commands):
             raise RuntimeError("boom")
         await self._inner.process(commands)
@@ -84,13 +94,47 @@ async def test_a_good_batch_is_applied_in_one_commit_and_unreadables_dead_letter
     assert [r.offset for r, _ in dead.sent] == [1]
 
 
-async def test_a_poison_command_is_dead_lettered_alone_the_rest_applied() -> None:
+async def test_a_poison_command_is_dead_lettered_alone_at_once_the_rest_applied() -> None:
     h = Harness()
-    worker, dead, _, _ = make(h, poison_id="poison")
+    worker, dead, _, processor = make(h, poison_id="poison")
     batch = [create_record(0), create_record(1, command_id="poison"), create_record(2)]
     assert await worker.handle_batch(batch)
     assert len(h.db.trunks) == 2
     assert [(r.offset, why) for r, why in dead.sent] == [(1, "RuntimeError: boom")]
+    assert processor.calls == 4  # the batch, then each command once: no retry of the poison
+
+
+async def test_a_transient_error_is_retried_not_dead_lettered() -> None:
+    h = Harness()
+    worker, dead, _, processor = make(h)
+    processor.transient_failures = 2  # the batch, then the first try alone
+    assert await worker.handle_batch([create_record(0)])
+    assert dead.sent == []
+    assert len(h.db.trunks) == 1
+
+
+async def test_an_unreadable_record_is_dead_lettered_even_when_reading_crashes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def crash(*_: Any) -> Any:
+        raise MemoryError("a bug in reading")
+
+    h = Harness()
+    worker, dead, _, _ = make(h)
+    monkeypatch.setattr(worker_module, "read_command", crash)
+    assert await worker.handle_batch([create_record(0)])
+    assert [why for _, why in dead.sent] == ["could not be read: MemoryError: a bug in reading"]
+
+
+async def test_a_dlt_that_cannot_be_reached_means_retry_the_batch() -> None:
+    class Unreachable(RecordingDeadLetters):
+        async def send(self, record: ConsumerRecord[bytes, bytes], why: str) -> None:
+            raise KafkaConnectionError()
+
+    h = Harness()
+    worker = CommandWorker(Poisoned(h.processor, None), Unreachable(), Database().ok)
+    assert not await worker.handle_batch([create_record(0), garbage(1)])
+    assert len(h.db.trunks) == 1  # applied; its repeat gets the same outcome (effectively once)
 
 
 async def test_database_down_means_retry_the_batch_and_dead_letter_nothing() -> None:
@@ -131,3 +175,52 @@ def test_the_dlt_copy_masks_passwords_and_says_where_it_came_from() -> None:
     assert headers["kafka_dlt-original-offset"] == b"7"
     assert headers["kafka_dlt-exception-message"] == b"why"
     assert headers["kafka_dlt-redacted"] == b"password"
+
+
+def test_the_dlt_copy_of_json_too_deep_to_parse_still_masks_passwords() -> None:
+    value = b'{"a": ' + b"[" * 40 + b'{"password": "' + PASSWORD.encode() + b'"}' + b"]" * 40 + b"}"
+    copy = dead_letter_of(record(value, [], 3), "too deep")
+    assert PASSWORD.encode() not in copy["value"]
+    assert copy["value"].startswith(b'{"a": [[[[')
+
+
+class FakeProducer:
+    """Stores what it is sent; refuses a value over `limit` bytes as Kafka would."""
+
+    def __init__(self, limit: int = 1_000_000) -> None:
+        self.stored: list[dict[str, Any]] = []
+        self._limit = limit
+
+    async def send(self, topic: str, **message: Any) -> Any:
+        if len(message["value"] or b"") > self._limit:
+            raise MessageSizeTooLargeError()
+        self.stored.append(message)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+async def test_a_copy_kafka_refuses_is_replaced_by_one_that_withholds_the_value() -> None:
+    producer = FakeProducer(limit=10)
+    await DeadLetters(producer, "dlt").send(create_record(5), "why")  # type: ignore[arg-type]
+    [stored] = producer.stored
+    headers = dict(stored["headers"])
+    assert stored["value"] is None
+    assert headers["kafka_dlt-original-offset"] == b"5"
+    assert headers["kafka_dlt-exception-message"] == b"why"
+    assert headers["kafka_dlt-value-withheld"].startswith(b"Kafka refused the copy")
+
+
+async def test_a_copy_that_cannot_be_masked_withholds_the_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(_: Any) -> Any:
+        raise RecursionError()
+
+    monkeypatch.setattr(dead_letters_module, "redact_passwords", broken)
+    producer = FakeProducer()
+    await DeadLetters(producer, "dlt").send(create_record(5), "why")  # type: ignore[arg-type]
+    [stored] = producer.stored
+    assert stored["value"] is None
+    assert PASSWORD.encode() not in repr(stored).encode()
+    assert b"could not be masked" in dict(stored["headers"])["kafka_dlt-value-withheld"]
