@@ -9,8 +9,15 @@ Decisions where the contract is silent:
 - `name` and gateway `name` are trimmed (`str.strip`) and stored trimmed. A trunk `name` may hold
   any character but control characters and lone surrogates (they cannot be encoded as UTF-8
   downstream); a gateway `name` only characters for which `str.isprintable()` holds.
-- `ipOrDomain`: IPv6 without brackets or zone index; IPv4-mapped IPv6 addresses are judged by
-  their IPv4 address; a name whose last label is all digits is refused as a bad IPv4 address.
+- `ipOrDomain`: IPv6 without brackets or zone index; a name whose last label is all digits is
+  refused as a bad IPv4 address. Refused besides the contract's loopback, unspecified, link-local
+  and multicast addresses: IPv4 240.0.0.0/4 (reserved, with the broadcast 255.255.255.255: no SIP
+  gateway lives there), and an IPv6 address that carries a refused IPv4 address by a standard
+  mapping (traffic to it reaches that IPv4 address): IPv4-mapped `::ffff:0:0/96`,
+  IPv4-compatible `::/96`, 6to4 `2002::/16`, Teredo's client address (`2001::/32`), and NAT64
+  `64:ff9b::/96` and `64:ff9b:1::/48`, both read with the IPv4 address in the last 32 bits (the
+  /96 layout of RFC 6052, the only one of the well-known prefix; a local-use prefix's length is
+  the network's choice, and other layouts would read a public address as 0.0.0.0).
 - `port`: absent means 5060; `null` is refused like any other non-integer.
 - `authentication.password` made only of `*` is refused wherever a password is set (create,
   update, system trunk declaration): on update the mask `********` is resolved to the stored
@@ -210,21 +217,45 @@ def check_ip_or_domain(value: str, at: str, errors: Errors) -> str | Invalid:
     return _check_address(address, at, errors)
 
 
-def _check_address(
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address, at: str, errors: Errors
-) -> str | Invalid:
+_IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
+_RESERVED_V4: Final = ipaddress.IPv4Network("240.0.0.0/4")
+_NAT64: Final = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+
+
+def _check_address(address: _IPAddress, at: str, errors: Errors) -> str | Invalid:
     if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
         return _fail(errors, at, "must not contain an IPv6 zone index")
-    judged = getattr(address, "ipv4_mapped", None) or address
+    kind = _refused_kind(address)
+    if kind:
+        return _fail(errors, at, f"must not be {kind} address")
+    if isinstance(address, ipaddress.IPv6Address):
+        for embedded in _embedded_ipv4(address):
+            kind = _refused_kind(embedded)
+            if kind:
+                return _fail(errors, at, f"must not embed {kind} IPv4 address")
+    return str(address)
+
+
+def _refused_kind(address: _IPAddress) -> str | None:
     for refused, kind in (
-        (judged.is_loopback, "loopback"),
-        (judged.is_unspecified, "unspecified"),
-        (judged.is_link_local, "link-local"),
-        (judged.is_multicast, "multicast"),
+        (address.is_loopback, "a loopback"),
+        (address.is_unspecified, "an unspecified"),
+        (address.is_link_local, "a link-local"),
+        (address.is_multicast, "a multicast"),
+        (address in _RESERVED_V4, "a reserved (240.0.0.0/4, broadcast)"),
     ):
         if refused:
-            return _fail(errors, at, f"must not be a {kind} address")
-    return str(address)
+            return kind
+    return None
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses that the standard IPv6 mappings read out of `address`."""
+    teredo = address.teredo  # (server, client)
+    found = [address.ipv4_mapped, address.sixtofour, teredo[1] if teredo else None]
+    if int(address) >> 32 == 0 or any(address in prefix for prefix in _NAT64):
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF))  # IPv4-compatible, NAT64
+    return [embedded for embedded in found if embedded is not None]
 
 
 def _check_domain(host: str, at: str, errors: Errors) -> str | Invalid:

@@ -64,13 +64,19 @@ CHECKS = [
 # --- strategies: valid values ---------------------------------------------------------------
 
 
-def _usable(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+def _usable(address: ipaddress.IPv4Address) -> bool:
     return not (
         address.is_loopback
         or address.is_unspecified
         or address.is_link_local
         or address.is_multicast
+        or address in ipaddress.IPv4Network("240.0.0.0/4")
     )
+
+
+def _embeds_no_ipv4(address: ipaddress.IPv6Address) -> bool:
+    """Not 6to4 nor Teredo: those carry an IPv4 address, judged by the IPv4 rules."""
+    return address.sixtofour is None and address.teredo is None
 
 
 def _address_key(gateway: dict[str, Any]) -> tuple[str, int]:
@@ -90,7 +96,9 @@ domains = st.builds(
 hosts = (
     domains
     | st.ip_addresses(v=4).filter(_usable).map(str)
-    | st.ip_addresses(v=6, network="2000::/3").map(lambda a: a.exploded.upper())
+    | st.ip_addresses(v=6, network="2000::/3")
+    .filter(_embeds_no_ipv4)
+    .map(lambda a: a.exploded.upper())
 )
 printable = st.characters(categories=["L", "N", "P", "S"])
 gateways = st.lists(

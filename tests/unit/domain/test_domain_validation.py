@@ -108,6 +108,13 @@ def test_name(name: object, ok: bool) -> None:
         ("10.0.0.1", "10.0.0.1"),
         ("203.0.113.5.", "203.0.113.5"),
         ("2001:DB8:0:0::1", "2001:db8::1"),
+        ("223.255.255.255", "223.255.255.255"),
+        # IPv6 addresses that carry a public IPv4 address (203.0.113.5, 8.8.8.8)
+        ("::ffff:203.0.113.5", "::ffff:cb00:7105"),
+        ("2002:cb00:7105::1", "2002:cb00:7105::1"),
+        ("64:ff9b::203.0.113.5", "64:ff9b::cb00:7105"),
+        ("64:ff9b:1::808:808", "64:ff9b:1::808:808"),
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001:0:4136:e378:8000:63bf:3fff:fdd2"),
         ("x" * 63 + ".com", "x" * 63 + ".com"),
     ],
 )
@@ -127,6 +134,18 @@ def test_ip_or_domain_accepted(raw: str, normalised: str) -> None:
         ("fe80::1", "link-local"),
         ("224.0.0.1", "multicast"),
         ("ff02::1", "multicast"),
+        ("255.255.255.255", "reserved"),
+        ("240.0.0.1", "reserved"),
+        # IPv6 addresses that carry a refused IPv4 address
+        ("::ffff:169.254.0.1", "link-local"),
+        ("::127.0.0.1", "loopback"),  # IPv4-compatible
+        ("2002:7f00:1::", "loopback"),  # 6to4
+        ("2002:e000:1::5", "multicast"),
+        ("64:ff9b::7f00:1", "loopback"),  # NAT64, well-known prefix
+        ("64:ff9b::255.255.255.255", "reserved"),
+        ("64:ff9b:1::7f00:1", "loopback"),  # NAT64, local-use prefix
+        ("64:ff9b:1:ab::0.0.0.0", "unspecified"),
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "loopback"),  # Teredo client 127.0.0.1
         ("fe80::1%eth0", "zone"),
         ("sip:gw.example.com", "scheme"),
         ("sips://gw.example.com", "scheme"),
