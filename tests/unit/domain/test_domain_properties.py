@@ -64,7 +64,7 @@ CHECKS = [
 # --- strategies: valid values ---------------------------------------------------------------
 
 
-def _usable(address: ipaddress.IPv4Address) -> bool:
+def _usable(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return not (
         address.is_loopback
         or address.is_unspecified
@@ -74,8 +74,9 @@ def _usable(address: ipaddress.IPv4Address) -> bool:
     )
 
 
-def _embeds_no_ipv4(address: ipaddress.IPv6Address) -> bool:
+def _embeds_no_ipv4(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """Not 6to4 nor Teredo: those carry an IPv4 address, judged by the IPv4 rules."""
+    assert isinstance(address, ipaddress.IPv6Address)
     return address.sixtofour is None and address.teredo is None
 
 
