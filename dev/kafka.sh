@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The dev/test Apache Kafka broker: single-node KRaft on 127.0.0.1, from Maven Central jars.
-#   dev/kafka.sh install | start | stop | status
+#   dev/kafka.sh install | start | stop | status | libs
+# (`libs` installs the jars if needed and prints their folder: dev/kafka-cluster.sh runs the same.)
 # Set KAFKA_BOOTSTRAP_SERVERS to use another cluster instead: start then does nothing.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -84,5 +85,6 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) status ;;
-  *) echo "usage: $0 install|start|stop|status" >&2; exit 2 ;;
+  libs) install && echo "$LIBS" ;;
+  *) echo "usage: $0 install|start|stop|status|libs" >&2; exit 2 ;;
 esac

@@ -60,10 +60,13 @@ class TopicTap:
 class Client:
     """What an outside producer/subscriber does: publish commands, read the topics."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, **producer_options: Any) -> None:
+        """`producer_options` go to the command producer (the fault suite asks for acks=all)."""
         self.settings = settings
         self.topics = settings.topics
-        self.producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers, **producer_options
+        )
         self.taps: dict[str, TopicTap] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
