@@ -13,7 +13,7 @@ from service.adapters.livekit_provider import LiveKitProvider
 from service.adapters.provider_none import NoProvider
 from service.adapters.sql_unit_of_work import SqlUnitOfWork
 from service.config import Settings
-from service.handlers import CommandProcessor, Services
+from service.handlers import CommandProcessor, MonotonicClock, Services
 from service.outgoing import MessageFactory
 from service.ports import TrunkProvider, UnitOfWork
 
@@ -71,9 +71,14 @@ async def build(settings: Settings, *, run_migrations: bool = True) -> Container
         settings.encryption_key.get_secret_value() if settings.encryption_key else None,
         settings.data_dir,
     )
+    # One clock for the trunks' timestamps and the messages' ce_time: a TrunkDeleted's time is
+    # then after its trunk's createdAt and before that of an id created afresh (the gateway's
+    # read model relies on it).
+    clock = MonotonicClock()
     services = Services(
         provider=_provider(settings),
-        messages=MessageFactory(settings.topics, settings.service_source),
+        messages=MessageFactory(settings.topics, settings.service_source, clock=clock),
+        clock=clock,
         after_provider_call=_exit_now if settings.fault_exit_after_provider_call else lambda: None,
     )
     processor = CommandProcessor(lambda: SqlUnitOfWork(engine, cipher), services)

@@ -8,8 +8,8 @@ an escaping exception; the processed-command row makes a redelivery answer the s
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import structlog
@@ -23,16 +23,39 @@ from service.messages import OutgoingMessage
 from service.outgoing import Cause, MessageFactory
 from service.ports import ProcessedCommand, TrunkProvider, UnitOfWork
 
-__all__ = ["CommandProcessor", "Services", "handle_command"]
+__all__ = ["CommandProcessor", "MonotonicClock", "Services", "handle_command"]
 
 log = get_logger(__name__)
+
+_TICK = timedelta(microseconds=1)  # the finest step a timestamp keeps (storage, wire)
+
+
+class MonotonicClock:
+    """The wall clock in UTC, strictly increasing within this process.
+
+    Creation timestamps are the list order (CONTRACT.md §4.1), so two creations must never share
+    one, nor may a later one look older: when the wall clock repeats a value or steps back (NTP),
+    the clock gives the last value plus 1 µs, running that little ahead until the wall clock has
+    caught up. Calls are synchronous, so one instance serves a whole event loop.
+    """
+
+    def __init__(self, wall: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._wall = wall
+        self._last: datetime | None = None
+
+    def __call__(self) -> datetime:
+        now = self._wall().astimezone(UTC)
+        if self._last is not None and now <= self._last:
+            now = self._last + _TICK
+        self._last = now
+        return now
 
 
 @dataclass(frozen=True, slots=True)
 class Services:
     provider: TrunkProvider
     messages: MessageFactory
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    clock: Callable[[], datetime] = field(default_factory=MonotonicClock)
     # Fault injection (off by default): the crash test exits the process here.
     after_provider_call: Callable[[], None] = lambda: None
 

@@ -21,13 +21,18 @@ def _to_utc(value: datetime) -> datetime:
     # RFC 3339 requires an offset; a naive time would be silently misread in another zone.
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("datetime must carry a UTC offset (RFC 3339)")
-    # Whole seconds: the wire format has none, so the model holds exactly what it emits.
-    return value.astimezone(UTC).replace(microsecond=0)
+    # Microseconds kept, as the wire carries them: the model holds exactly what it emits.
+    return value.astimezone(UTC)
 
 
 def format_utc(value: datetime) -> str:
-    """``2024-01-15T09:30:00Z``: RFC 3339, UTC, ``Z`` suffix, whole seconds."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """``2024-01-15T09:30:00.123456Z``: RFC 3339, UTC, ``Z`` suffix, always six fractional digits.
+
+    One fixed width, so that these strings sort as the instants they name (a varying number of
+    digits would not: ``...:00.5Z`` < ``...:00Z``), and trunks created within one second keep
+    their creation order (CONTRACT.md §4.1).
+    """
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 UtcDateTime = Annotated[

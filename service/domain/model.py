@@ -36,7 +36,7 @@ class SipTrunk:
     advanced: Mapping[str, Any]
     is_system: bool
     provider_id: str | None
-    created_at: datetime  # UTC, whole seconds
+    created_at: datetime  # UTC, microseconds: the creation order
     updated_at: datetime
     version: int
 

@@ -5,7 +5,9 @@ version and `updated_at`. A delete yields the trunk at version+1 (carried by Tru
 trunk's versions strictly increase across its whole life. Setting the provider id is
 bookkeeping, not a change: no version bump.
 
-Timestamps: `now` must be timezone-aware; it is stored in UTC, truncated to whole seconds.
+Timestamps: `now` must be timezone-aware; it is stored in UTC with its microseconds, so that
+trunks created within one second keep their creation order (CONTRACT.md §4.1; the worker's clock
+never repeats a value, see `service.handlers.MonotonicClock`).
 
 `TrunkChange.changed_fields` is a sorted tuple of dotted paths in the contract's camelCase:
 - create (and a new system trunk): the top-level fields that are set: `name`, `gateways`,
@@ -137,7 +139,7 @@ def reassign_provider(trunk: SipTrunk, provider_id: str, now: datetime) -> Trunk
 def _timestamp(now: datetime) -> datetime:
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    return now.astimezone(UTC).replace(microsecond=0)
+    return now.astimezone(UTC)
 
 
 def _modifiable(

@@ -30,6 +30,7 @@ from sip_trunk_contracts import (
     decode,
     encode,
     field_errors,
+    format_utc,
 )
 
 # The example of CONTRACT.md §1, verbatim apart from whitespace.
@@ -54,8 +55,10 @@ def trunk(**overrides: Any) -> TrunkView:
 
 
 def test_contract_example_round_trips_byte_for_byte() -> None:
+    """Timestamps always carry six fractional digits (CONTRACT.md §4.1): one sortable format."""
     view = TrunkView.model_validate_json(CONTRACT_EXAMPLE)
-    compact = json.dumps(json.loads(CONTRACT_EXAMPLE), separators=(",", ":"))
+    stamps = dict.fromkeys(("createdAt", "updatedAt"), "2024-01-15T09:30:00.000000Z")
+    compact = json.dumps(json.loads(CONTRACT_EXAMPLE) | stamps, separators=(",", ":"))
     assert view.model_dump_json() == compact
     assert encode(view).decode() == compact
 
@@ -84,23 +87,30 @@ def test_nulls_are_kept() -> None:
 @pytest.mark.parametrize(
     ("given", "expected"),
     [
-        ("2024-01-15T09:30:00Z", "2024-01-15T09:30:00Z"),
-        ("2024-01-15T09:30:00.987654Z", "2024-01-15T09:30:00Z"),
-        ("2024-01-15T11:30:00+02:00", "2024-01-15T09:30:00Z"),
-        ("2024-01-14T23:30:00-10:00", "2024-01-15T09:30:00Z"),
+        ("2024-01-15T09:30:00Z", "2024-01-15T09:30:00.000000Z"),
+        ("2024-01-15T09:30:00.987654Z", "2024-01-15T09:30:00.987654Z"),
+        ("2024-01-15T09:30:00.5Z", "2024-01-15T09:30:00.500000Z"),
+        ("2024-01-15T11:30:00.987654+02:00", "2024-01-15T09:30:00.987654Z"),
+        ("2024-01-14T23:30:00-10:00", "2024-01-15T09:30:00.000000Z"),
     ],
 )
-def test_datetimes_normalised_to_utc_whole_seconds(given: str, expected: str) -> None:
+def test_datetimes_normalised_to_utc_with_six_fractional_digits(given: str, expected: str) -> None:
     view = trunk(createdAt=given)
-    assert view.createdAt == datetime(2024, 1, 15, 9, 30, tzinfo=UTC)
+    assert view.createdAt.tzinfo is UTC
+    assert view.createdAt.replace(microsecond=0) == datetime(2024, 1, 15, 9, 30, tzinfo=UTC)
     assert json.loads(view.model_dump_json())["createdAt"] == expected
+
+
+def test_formatted_datetimes_sort_as_instants() -> None:
+    instants = [datetime(2024, 1, 15, 9, 30, 0, us, tzinfo=UTC) for us in (0, 5, 500_000)]
+    assert sorted(format_utc(i) for i in reversed(instants)) == [format_utc(i) for i in instants]
 
 
 def test_python_datetime_in_other_zone_is_normalised() -> None:
     local = datetime(2024, 1, 15, 10, 30, 0, 500, tzinfo=timezone(timedelta(hours=1)))
     view = trunk(createdAt=local)
     assert view.createdAt.tzinfo is UTC
-    assert view.createdAt == datetime(2024, 1, 15, 9, 30, tzinfo=UTC)
+    assert view.createdAt == datetime(2024, 1, 15, 9, 30, 0, 500, tzinfo=UTC)
 
 
 def test_naive_datetime_is_refused() -> None:

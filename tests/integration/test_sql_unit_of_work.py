@@ -159,3 +159,23 @@ async def test_one_batch_sees_its_own_writes(engine: AsyncEngine, tmp_path: Path
     async with engine.connect() as conn:
         count = (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
     assert count == 7  # 3 outcomes + 3 snapshots + the repeated outcome
+
+
+async def test_timestamps_keep_their_microseconds(engine: AsyncEngine, tmp_path: Path) -> None:
+    """Creation order within one second (CONTRACT.md §4.1) survives storage, UTC throughout."""
+    second = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    trunks = [
+        a_trunk(
+            created_at=second.replace(microsecond=micro),
+            updated_at=second.replace(microsecond=micro + 1),
+        )
+        for micro in (999_998, 1, 500_000, 0)
+    ]
+    async with uow(engine, tmp_path) as u:
+        for trunk in trunks:
+            await u.trunks.add(trunk)
+        await u.commit()
+    async with uow(engine, tmp_path) as u:
+        stored = await u.trunks.list_all()
+    assert stored == sorted(trunks, key=lambda t: t.created_at)
+    assert all(t.created_at.tzinfo == UTC for t in stored)

@@ -64,7 +64,7 @@ def test_create() -> None:
     change = create_trunk(None, trunk_id=trunk_id, tenant_id=TENANT, fields=body(), now=NOW)
     created = change.trunk
     assert (created.id, created.tenant_id, created.version) == (trunk_id, TENANT, 1)
-    assert created.created_at == created.updated_at == datetime(2024, 1, 15, 9, 30, tzinfo=UTC)
+    assert created.created_at == created.updated_at == NOW
     assert not created.is_system
     assert created.provider_id is None
     assert created.gateways == (Gateway("sip-gateway.example.com", 5060, "Primary Gateway"),)
@@ -79,10 +79,11 @@ def test_create_lists_advanced_when_set_and_omits_absent_credentials() -> None:
     assert change.trunk.authentication is None
 
 
-def test_create_stores_utc_whole_seconds() -> None:
+def test_create_stores_utc_with_microseconds() -> None:
+    """Trunks created within one second keep their order (CONTRACT.md §4.1)."""
     local = datetime(2024, 1, 15, 11, 30, 0, 999999, tzinfo=timezone(timedelta(hours=2)))
     created = create_trunk(None, trunk_id=uuid4(), tenant_id=TENANT, fields=body(), now=local)
-    assert created.trunk.created_at == datetime(2024, 1, 15, 9, 30, tzinfo=UTC)
+    assert created.trunk.created_at == datetime(2024, 1, 15, 9, 30, 0, 999999, tzinfo=UTC)
     assert created.trunk.created_at.tzinfo is UTC
 
 
