@@ -1,25 +1,51 @@
 """The gateway's read model: the latest snapshot of every trunk, in memory.
 
-Fed by the compacted `sip-trunks.state` topic (from the beginning at start) and by every
-outcome event the gateway sees, so a client reads its own writes. The two topics are read
-independently, so either may lag: every change is guarded by its `revision`, (createdAt,
-version). An older snapshot never overwrites a newer one, and a deleted trunk is not brought
-back by a lagging snapshot of itself; an id created afresh after a delete has a later
-createdAt, so it is a newer revision.
+Fed by the compacted `sip-trunks.state` topic (from the beginning at start: `snapshot`,
+`tombstone`) and by every outcome event the gateway sees on `sip-trunks.events` (`apply`), so a
+client reads its own writes. Each topic is in order per trunk, but the two are read
+independently, so either may lag behind the other:
+
+- An incarnation of a trunk id is told by its createdAt: an id deleted and created afresh gets a
+  later one (the worker's clock never goes back). A record's revision is (createdAt, version);
+  an older record never overwrites a newer one.
+- A delete (TrunkDeleted, or the state topic's tombstone) ends an incarnation: every revision up
+  to it is dead, so a lagging snapshot never brings a deleted trunk back, while an id created
+  afresh is newer and appears. Which incarnation: the one the delete's own topic showed last;
+  when that topic showed none since the gateway started (TrunkDeleted arriving before the
+  trunk's snapshot on a freshly started gateway), every one created before the delete's
+  `ce_time`; without a usable `ce_time`, the record held, if older than the delete.
 """
 
 from __future__ import annotations
 
 import bisect
+import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeAlias
 
-from sip_trunk_contracts import TrunkCreated, TrunkDeleted, TrunkState, TrunkUpdated
+from pydantic import TypeAdapter
+from sip_trunk_contracts import TrunkCreated, TrunkDeleted, TrunkUpdated, UtcDateTime
 
-__all__ = ["ReadModel", "TrunkRecord"]
+__all__ = ["OrderKey", "ReadModel", "TrunkRecord", "parse_instant"]
 
-_SNAPSHOTS = {TrunkCreated.CE_TYPE, TrunkUpdated.CE_TYPE, TrunkState.CE_TYPE}
+OrderKey: TypeAlias = tuple[datetime, str]  # (createdAt, id): oldest first, exact
+Revision: TypeAlias = tuple[datetime, int]  # (createdAt, version)
+
+_EVENT_SNAPSHOTS = {TrunkCreated.CE_TYPE, TrunkUpdated.CE_TYPE}
+_ALL_VERSIONS = sys.maxsize
+# `ce_time` is written to the millisecond (sip_trunk_contracts.cloudevents): the delete happened
+# before its ce_time plus this.
+_CE_TIME_RESOLUTION = timedelta(milliseconds=1)
+_INSTANT: TypeAdapter[datetime] = TypeAdapter(UtcDateTime)
+
+
+def parse_instant(text: object) -> datetime:
+    """An RFC 3339 timestamp as a UTC instant, whatever its number of fractional digits (old
+    snapshots have none): strings of varying width do not sort as instants, datetimes do.
+    Raises ValueError."""
+    return _INSTANT.validate_python(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,19 +53,23 @@ class TrunkRecord:
     trunk: Mapping[str, Any]  # the trunk JSON exactly as on the wire (CONTRACT §1)
     tenant_id: str | None
     version: int
+    created: datetime = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "created", parse_instant(self.trunk["createdAt"]))
 
     @property
     def id(self) -> str:
         return str(self.trunk["id"])
 
     @property
-    def revision(self) -> tuple[str, int]:
-        return (str(self.trunk["createdAt"]), self.version)
+    def revision(self) -> Revision:
+        return (self.created, self.version)
 
     @property
-    def order_key(self) -> tuple[str, str]:
-        """Oldest first; RFC 3339 UTC strings of one format sort as their instants."""
-        return (str(self.trunk["createdAt"]), self.id)
+    def order_key(self) -> OrderKey:
+        """Creation order (CONTRACT §4.1); an id breaks a tie between workers' clocks."""
+        return (self.created, self.id)
 
     def visible_to(self, tenant_id: str | None) -> bool:
         return bool(self.trunk["isSystem"]) or self.tenant_id == tenant_id
@@ -48,8 +78,11 @@ class TrunkRecord:
 class ReadModel:
     def __init__(self) -> None:
         self._trunks: dict[str, TrunkRecord] = {}
-        self._order: list[tuple[str, str]] = []  # order keys, sorted
-        self._deleted: dict[str, tuple[str, int]] = {}  # id -> revision of the delete
+        self._order: list[OrderKey] = []  # sorted
+        self._dead: dict[str, Revision] = {}  # id -> every revision up to this one is deleted
+        # id -> createdAt of the incarnation each topic showed last (until it showed its end)
+        self._seen_on_events: dict[str, datetime] = {}
+        self._seen_on_state: dict[str, datetime] = {}
 
     def __len__(self) -> int:
         return len(self._trunks)
@@ -58,7 +91,7 @@ class ReadModel:
         return self._trunks.get(trunk_id)
 
     def page(
-        self, tenant_id: str | None, *, after: tuple[str, str] | None, limit: int
+        self, tenant_id: str | None, *, after: OrderKey | None, limit: int
     ) -> list[TrunkRecord]:
         """Up to `limit` trunks visible to the tenant, oldest first, after the cursor key."""
         start = bisect.bisect_right(self._order, after) if after else 0
@@ -71,43 +104,70 @@ class ReadModel:
                     break
         return found
 
-    def apply(self, ce_type: str, body: Mapping[str, Any]) -> None:
-        """Apply an event or a state snapshot body (ignores what is not about trunk state)."""
-        if ce_type in _SNAPSHOTS:
-            self.upsert(TrunkRecord(body["trunk"], body["tenantId"], int(body["version"])))
+    def apply(self, ce_type: str, body: Mapping[str, Any], time: datetime | None = None) -> None:
+        """An event of the events topic, `time` its `ce_time` (ignores what is not about trunk
+        state). Raises KeyError, TypeError or ValueError for a body that does not fit."""
+        if ce_type in _EVENT_SNAPSHOTS:
+            record = _record(body)
+            self._seen_on_events[record.id] = record.created
+            self.upsert(record)
         elif ce_type == TrunkDeleted.CE_TYPE:
-            self.delete(str(body["trunkId"]), int(body["version"]))
+            # At the version the delete produced: above every version of what it ended.
+            version = int(body["version"])
+            self._end(str(body["trunkId"]), self._seen_on_events, time, version)
+
+    def snapshot(self, body: Mapping[str, Any]) -> None:
+        """A TrunkState body of the state topic. Raises as `apply`."""
+        record = _record(body)
+        self._seen_on_state[record.id] = record.created
+        self.upsert(record)
+
+    def tombstone(self, trunk_id: str, time: datetime | None = None) -> None:
+        """The state topic's tombstone, `time` its `ce_time`."""
+        self._end(trunk_id, self._seen_on_state, time)
 
     def upsert(self, record: TrunkRecord) -> None:
         current = self._trunks.get(record.id)
         if current is not None and current.revision >= record.revision:
             return
-        if record.revision <= self._deleted.get(record.id, ("", 0)):
+        dead = self._dead.get(record.id)
+        if dead is not None and record.revision <= dead:
             return
         if current is not None:
             self._drop(current)
         self._trunks[record.id] = record
         bisect.insort(self._order, record.order_key)
 
-    def delete(self, trunk_id: str, version: int) -> None:
-        """A delete seen on the events topic, at the version the delete produced."""
+    def _end(
+        self,
+        trunk_id: str,
+        seen: dict[str, datetime],
+        time: datetime | None,
+        version: int | None = None,
+    ) -> None:
+        """A delete seen on the topic whose last incarnations are `seen`: end the incarnation
+        that topic showed last or, not knowing it, every one created before the delete's
+        `time`; with neither (no usable ce_time), the current one if older than `version`."""
+        incarnation = seen.pop(trunk_id, None)
         current = self._trunks.get(trunk_id)
-        created = str(current.trunk["createdAt"]) if current else ""
-        self._deleted[trunk_id] = max((created, version), self._deleted.get(trunk_id, ("", 0)))
-        if current is not None and current.version < version:
-            self._drop(current)
-
-    def tombstone(self, trunk_id: str) -> None:
-        """The state topic's tombstone: the trunk's latest incarnation is gone."""
-        current = self._trunks.get(trunk_id)
-        if current is not None:
-            self._deleted[trunk_id] = max(
-                (str(current.trunk["createdAt"]), current.version + 1),
-                self._deleted.get(trunk_id, ("", 0)),
-            )
+        if incarnation is not None:
+            fence = (incarnation, _ALL_VERSIONS)
+        elif time is not None:
+            fence = (time + _CE_TIME_RESOLUTION, 0)
+        elif current is not None and (version is None or current.version < version):
+            fence = (current.created, _ALL_VERSIONS)
+        else:
+            return
+        fence = max(fence, self._dead.get(trunk_id, fence))
+        self._dead[trunk_id] = fence
+        if current is not None and current.revision <= fence:
             self._drop(current)
 
     def _drop(self, record: TrunkRecord) -> None:
         del self._trunks[record.id]
         index = bisect.bisect_left(self._order, record.order_key)
         del self._order[index]
+
+
+def _record(body: Mapping[str, Any]) -> TrunkRecord:
+    return TrunkRecord(body["trunk"], body["tenantId"], int(body["version"]))

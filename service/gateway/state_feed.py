@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
+from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from sip_trunk_contracts import TrunkState
+from sip_trunk_contracts import CloudEventHeaders, InvalidHeaders
 
 from service.gateway.read_model import ReadModel
 from service.logs import get_logger
@@ -54,7 +56,7 @@ class StateFeed:
             batch = await self._consumer.getmany(timeout_ms=500)
             for records in batch.values():
                 for record in records:
-                    self._apply(record.key, record.value)
+                    self._apply(record.key, record.value, record.headers)
             if not self.caught_up.is_set() and await self._reached(ends):
                 self._ready()
 
@@ -69,13 +71,23 @@ class StateFeed:
         self.caught_up.set()
         log.info("read_model.caught_up", trunks=len(self._model))
 
-    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+    def _apply(
+        self, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes | None]]
+    ) -> None:
         if key is None:
             return
         if value is None:
-            self._model.tombstone(key.decode())
+            self._model.tombstone(key.decode(), _ce_time(headers))
             return
         try:
-            self._model.apply(TrunkState.CE_TYPE, json.loads(value))
+            self._model.snapshot(json.loads(value))
         except (ValueError, KeyError, TypeError):
             log.warning("state.unreadable", key=key.decode(errors="replace"))
+
+
+def _ce_time(headers: Sequence[tuple[str, bytes | None]]) -> datetime | None:
+    """When the tombstone's delete happened; None when its headers do not say."""
+    try:
+        return CloudEventHeaders.from_kafka(headers).time
+    except InvalidHeaders:
+        return None

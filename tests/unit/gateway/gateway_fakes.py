@@ -80,10 +80,13 @@ class MemoryBackend:
         ce = replace(CloudEventHeaders.new(ce_type, "/gateway", correlation_id), id=command_id)
         messages = await self.harness.run(read_command(strict_json.dumps(body), ce.to_kafka()))
         for message in messages:  # read-your-writes, as the Kafka backend's event hook does
-            if message.payload is None:
-                self.reads.tombstone(message.key)
+            time = CloudEventHeaders.from_kafka(message.kafka_headers()).time
+            if message.topic == TOPICS.events:
+                self.reads.apply(str(message.header("ce_type")), payload(message), time)
+            elif message.payload is None:
+                self.reads.tombstone(message.key, time)
             else:
-                self.reads.apply(str(message.header("ce_type")), payload(message))
+                self.reads.snapshot(payload(message))
         event = next(m for m in messages if m.topic == TOPICS.events)
         return Outcome(CloudEventHeaders.from_kafka(event.kafka_headers()), payload(event))
 
