@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from service.config import Settings
 from tests.e2e.stack import running_stack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +66,7 @@ async def measure(provider: str, n: int, bootstrap: str) -> dict[str, Any]:
 
 async def main() -> None:
     n = int(os.environ.get("BENCH_LATENCY_N", "1000"))
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    bootstrap = Settings().kafka_bootstrap_servers  # validated, as the service reads it
     rows = {provider: await measure(provider, n, bootstrap) for provider in ("livekit", "none")}
     print(f"REST latency on the dev stack (loopback, {os.cpu_count()} cores, SQLite), ms:")
     print(f"{'':18}{'n':>6}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}")

@@ -48,16 +48,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from service.adapters import kafka_clients
 from service.adapters.kafka_topics import ensure_topics
 from service.config import Settings
 from service.logs import configure_logging
-from service.relay import create_producer
 from tests.e2e.stack import start_process, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,10 +95,6 @@ class Config:
             postgres=os.environ.get("BENCH_POSTGRES", "auto"),
             settings=Settings(),
         )
-
-    @property
-    def bootstrap(self) -> str:
-        return self.settings.kafka_bootstrap_servers
 
 
 @dataclass
@@ -157,10 +153,10 @@ def create_commands(n: int) -> list[Message]:
     return commands
 
 
-async def publish(bootstrap: str, topic: str, messages: Sequence[Message]) -> None:
+async def publish(settings: Settings, topic: str, messages: Sequence[Message]) -> None:
     # Tuned for loading, not measured: large batches, acknowledged before any clock starts.
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024
+    producer = kafka_clients.producer(
+        settings, enable_idempotence=False, acks="all", linger_ms=20, max_batch_size=512 * 1024
     )
     await producer.start()
     try:
@@ -175,8 +171,8 @@ async def publish(bootstrap: str, topic: str, messages: Sequence[Message]) -> No
 
 
 @contextlib.asynccontextmanager
-async def admin_client(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def admin_client(settings: Settings) -> AsyncIterator[AIOKafkaAdminClient]:
+    admin = kafka_clients.admin(settings)
     await admin.start()
     try:
         yield admin
@@ -184,8 +180,8 @@ async def admin_client(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
         await admin.close()
 
 
-async def create_topics(bootstrap: str, names: Sequence[str]) -> None:
-    async with admin_client(bootstrap) as admin:
+async def create_topics(settings: Settings, names: Sequence[str]) -> None:
+    async with admin_client(settings) as admin:
         await admin.create_topics([NewTopic(name, PARTITIONS, 1) for name in names])
         for _ in range(100):  # a new partition needs a leader before clients can use it
             described = await admin.describe_topics(list(names))
@@ -198,8 +194,8 @@ async def create_topics(bootstrap: str, names: Sequence[str]) -> None:
         raise RuntimeError(f"no partition leaders for {names}")
 
 
-async def delete_topics(bootstrap: str, prefix: str) -> None:
-    async with admin_client(bootstrap) as admin:
+async def delete_topics(settings: Settings, prefix: str) -> None:
+    async with admin_client(settings) as admin:
         names = [name for name in await admin.list_topics() if name.startswith(prefix)]
         if names:
             await admin.delete_topics(names)
@@ -252,14 +248,14 @@ def broker_pid() -> dict[str, int]:
 
 
 async def raw_pass(cfg: Config, group: str, source: str, target: str) -> Row:
-    consumer = AIOKafkaConsumer(
+    consumer = kafka_clients.consumer(
+        cfg.settings,
         source,
-        bootstrap_servers=cfg.bootstrap,
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
-    producer = create_producer(cfg.bootstrap)  # the relay's: idempotent, acks=all, linger 2 ms
+    producer = kafka_clients.producer(cfg.settings)  # the relay's: idempotent, linger 2 ms
     await consumer.start()
     await producer.start()
     cpu = CpuMeter({"bench": os.getpid(), **broker_pid()})
@@ -355,12 +351,12 @@ async def service(
 ) -> Row:
     env = service_env(settings, database_url, workdir)
     # Tail the events topic from its start before the service runs, so no outcome is missed.
-    counter = AIOKafkaConsumer(bootstrap_servers=cfg.bootstrap, enable_auto_commit=False)
+    counter = kafka_clients.consumer(cfg.settings, enable_auto_commit=False)
     await counter.start()
     partitions = [TopicPartition(settings.topics.events, p) for p in range(PARTITIONS)]
     counter.assign(partitions)
     await counter.seek_to_beginning(*partitions)
-    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap)
+    admin = kafka_clients.admin(cfg.settings)
     await admin.start()
 
     spawned = time.time()
@@ -470,7 +466,7 @@ def machine(cfg: Config, postgres: str) -> dict[str, Any]:
         "cpu": model.group(1) if model else platform.processor(),
         "python": platform.python_version(),
         "kafka": (
-            f"external cluster {cfg.bootstrap}"
+            f"external cluster {cfg.settings.kafka_bootstrap_servers}"
             if os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
             else f"Apache Kafka {kafka.group(1) if kafka else '?'} (dev/kafka, KRaft, 1 node)"
         ),
@@ -552,11 +548,11 @@ async def run(cfg: Config, run_id: str, workdir: Path) -> tuple[list[Row], dict[
     _, value, headers = messages[0]
     header_bytes = sum(len(k) + len(v) for k, v in headers)
     print(f"    message: {len(value)} B JSON value + {header_bytes} B CloudEvents headers")
-    await create_topics(cfg.bootstrap, [raw_in, raw_out])
-    await publish(cfg.bootstrap, raw_in, messages)
+    await create_topics(cfg.settings, [raw_in, raw_out])
+    await publish(cfg.settings, raw_in, messages)
     for settings in scenarios.values():
         await ensure_topics(settings)
-        await publish(cfg.bootstrap, settings.topics.commands, messages)
+        await publish(cfg.settings, settings.topics.commands, messages)
 
     print("==> raw pipe")
     rows = [await raw_pipe(cfg, prefix, raw_in, raw_out)]
@@ -588,7 +584,7 @@ async def main() -> int:
         print(f"results: {RESULTS.relative_to(ROOT)}")
         ok = all(row.complete for row in rows)
     finally:
-        await delete_topics(cfg.bootstrap, f"{run_id}.")
+        await delete_topics(cfg.settings, f"{run_id}.")
         if ok:
             shutil.rmtree(workdir, ignore_errors=True)
         elif workdir.exists():

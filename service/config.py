@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sip_trunk_contracts import Topics
 
@@ -17,11 +17,17 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     # Kafka
+    # `host:port[,host:port...]`, as operators write it; clients get `kafka_bootstrap_list`.
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_topic_prefix: str = ""
     kafka_partitions: int = Field(default=6, ge=1, description="commands and events topics")
     kafka_replication_factor: int = Field(default=1, ge=1)
     kafka_consumer_group: str = "sip-trunk-worker"
+    # Static group membership (KIP-345): a worker restarted under the same id takes its
+    # partitions back at once instead of after the dead member's session timeout. Unique per
+    # worker of a group. Unset: `<hostname>-<n>`, n the lowest free on this host (see
+    # adapters/kafka_clients.py).
+    worker_instance_id: str | None = Field(default=None, min_length=1, max_length=200)
     # Who the service says it is in `ce_source` of the events it writes.
     service_source: str = "/sip-trunk-service"
 
@@ -73,6 +79,16 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _bootstrap_servers(cls, value: str) -> str:
+        return ",".join(_bootstrap_entries(value))
+
+    @property
+    def kafka_bootstrap_list(self) -> list[str]:
+        """The bootstrap servers as a list: FastStream takes a comma string for one host."""
+        return self.kafka_bootstrap_servers.split(",")  # normalised by the validator
+
     @cached_property
     def topics(self) -> Topics:
         return Topics.with_prefix(self.kafka_topic_prefix)
@@ -82,3 +98,17 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url.get_secret_value()
         return f"sqlite+aiosqlite:///{(self.data_dir / 'sip_trunks.sqlite3').resolve()}"
+
+
+def _bootstrap_entries(value: str) -> list[str]:
+    """`host:port` entries of a comma-separated list, blanks around them stripped."""
+    entries = [entry.strip() for entry in value.split(",")]
+    if not all(entries):
+        raise ValueError(f"empty entry in the bootstrap server list {value!r}")
+    for entry in entries:
+        host, colon, port = entry.rpartition(":")
+        if not (colon and host and port.isdigit() and 1 <= int(port) <= 65535):
+            raise ValueError(f"bootstrap server {entry!r} is not host:port")
+        if any(c.isspace() for c in host):
+            raise ValueError(f"bootstrap server {entry!r} contains a blank")
+    return entries

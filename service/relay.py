@@ -4,6 +4,12 @@ At least once: a crash between the send and the mark re-sends the same rows (sam
 which consumers dedupe. Order: rows are read in id order and sent by one idempotent producer;
 a lease (`adapters/leases.py`) lets one relay publish at a time, others stand by.
 Per trunk, ids follow command order: one worker owns a trunk's partition and commits in order.
+
+A row whose topic does not exist must not hold up the rows behind it: one of this deployment's
+own topics is recreated (`restore_topics`) and the row is sent; a topic it does not know (the
+row was written before KAFKA_TOPIC_PREFIX changed, say) is not invented: the row is moved to
+`outbox_parked` with the reason, an error is logged, and the rest goes on. Every row still
+sent keeps its order on its topic.
 """
 
 from __future__ import annotations
@@ -11,36 +17,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence, Set
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import delete, select, update
+from sqlalchemy import Row, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.adapters.database import READ_ONLY
 from service.adapters.leases import lease_for
-from service.adapters.schema import outbox, processed_commands
+from service.adapters.schema import outbox, outbox_parked, processed_commands
 from service.logs import get_logger
 
-__all__ = ["OutboxRelay", "create_producer"]
+__all__ = ["OutboxRelay", "RestoreTopics"]
 
 log = get_logger(__name__)
 
 _SENT_RETENTION = timedelta(hours=24)  # sent rows kept this long for inspection, then purged
 _PURGE_EVERY_S = 300.0
+_SLOW_SEND_S = 1.0  # acknowledgements slower than this: check that the topics still exist
 
-
-def create_producer(bootstrap_servers: str) -> AIOKafkaProducer:
-    # Idempotent (implies acks=all): a retried send is not written twice, and order per
-    # partition holds across retries.
-    return AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers,
-        enable_idempotence=True,
-        linger_ms=2,
-        request_timeout_ms=15000,
-    )
+# Recreates those of the given missing topics that are this deployment's; returns them.
+RestoreTopics = Callable[[Set[str]], Awaitable[Set[str]]]
 
 
 class OutboxRelay:
@@ -48,6 +48,7 @@ class OutboxRelay:
         self,
         engine: AsyncEngine,
         producer: AIOKafkaProducer,
+        restore_topics: RestoreTopics,
         *,
         batch_size: int = 500,
         poll_interval_s: float = 0.02,
@@ -58,6 +59,8 @@ class OutboxRelay:
         # kept waiting while this relay waits for Kafka.
         self._reader = engine.execution_options(**READ_ONLY)
         self._producer = producer
+        self._restore_topics = restore_topics
+        self._present: set[str] = set()  # topics seen in the cluster since the last failure
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._processed_retention = processed_retention
@@ -65,7 +68,8 @@ class OutboxRelay:
         self._lease = lease_for(engine, "relay")
 
     async def publish_pending(self) -> int:
-        """Publish one batch of unsent rows, if this relay holds the lease; return how many."""
+        """Publish one batch of unsent rows, if this relay holds the lease; return how many
+        rows left the queue (sent, or parked for a topic that is gone)."""
         if not await self._lease.held():
             return 0
         async with self._reader.connect() as conn:
@@ -79,6 +83,20 @@ class OutboxRelay:
             ).all()
         if not rows:
             return 0
+        gone = await self._missing_topics({row.topic for row in rows})
+        if gone:
+            await self._park([row for row in rows if row.topic in gone])
+        sending = [row for row in rows if row.topic not in gone]
+        try:
+            await self._send(sending)
+        except Exception:
+            self._present.clear()  # a topic deleted meanwhile is found on the next try
+            raise
+        return len(rows)
+
+    async def _send(self, rows: Sequence[Row[Any]]) -> None:
+        if not rows:
+            return
         futures = [
             await self._producer.send(
                 row.topic,
@@ -88,6 +106,12 @@ class OutboxRelay:
             )
             for row in rows
         ]
+        _, slow = await asyncio.wait(futures, timeout=_SLOW_SEND_S)
+        if slow:
+            # The producer retries a send to a topic that was deleted until its request
+            # timeout: recreate it now (if it is ours) and the retry gets through.
+            self._present.clear()
+            await self._missing_topics({row.topic for row in rows})
         await asyncio.gather(*futures)  # every record acknowledged by all in-sync replicas
         async with self._engine.begin() as conn:
             await conn.execute(
@@ -95,7 +119,54 @@ class OutboxRelay:
                 .where(outbox.c.id.in_([row.id for row in rows]))
                 .values(sent_at=datetime.now(UTC))
             )
-        return len(rows)
+
+    async def _missing_topics(self, names: set[str]) -> set[str]:
+        """Those of `names` the cluster does not have, once this deployment's own are restored.
+
+        Asks the cluster only about topics not seen since the last failure: a send to a topic
+        that is gone would only time out (after the producer's request timeout).
+        """
+        unseen = names - self._present
+        if not unseen:
+            return set()
+        cluster = await self._producer.client.fetch_all_metadata()
+        missing = unseen - set(cluster.topics())
+        if missing:
+            restored = await self._restore_topics(missing)
+            if restored:
+                log.warning("relay.topics_recreated", topics=sorted(restored))
+            missing -= restored
+        self._present |= unseen - missing
+        return missing
+
+    async def _park(self, rows: Sequence[Row[Any]]) -> None:
+        now = datetime.now(UTC)
+        reason = "topic does not exist and is not one of this deployment's topics"
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(outbox_parked),
+                [
+                    {
+                        "id": row.id,
+                        "topic": row.topic,
+                        "key": row.key,
+                        "headers": row.headers,
+                        "payload": row.payload,
+                        "created_at": row.created_at,
+                        "parked_at": now,
+                        "reason": reason,
+                    }
+                    for row in rows
+                ],
+            )
+            await conn.execute(delete(outbox).where(outbox.c.id.in_([row.id for row in rows])))
+        log.error(
+            "relay.rows_parked",
+            reason=reason,
+            topics=sorted({row.topic for row in rows}),
+            outbox_ids=[row.id for row in rows],
+            hint="see table outbox_parked; move a row back to outbox to send it",
+        )
 
     async def purge(self) -> None:
         """Housekeeping, by the one active relay: sent outbox rows, and processed-command rows

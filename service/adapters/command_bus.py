@@ -17,10 +17,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
-from sip_trunk_contracts import CloudEventHeaders, InvalidHeaders, Topics
+from sip_trunk_contracts import CloudEventHeaders, InvalidHeaders, strict_json
 
+from service.adapters import kafka_clients
+from service.config import Settings
 from service.logs import get_logger
 
 __all__ = ["BrokerUnavailable", "CommandBus", "Outcome"]
@@ -43,26 +45,20 @@ class Outcome:
 class CommandBus:
     def __init__(
         self,
-        bootstrap_servers: str,
-        topics: Topics,
+        settings: Settings,
         source: str,
         *,
         on_event: EventHook | None = None,
         publish_timeout_s: float = 5.0,
     ) -> None:
-        self._topics = topics
+        self._topics = settings.topics
         self._source = source
         self._on_event = on_event
         self._publish_timeout_s = publish_timeout_s
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers,
-            enable_idempotence=True,
-            linger_ms=0,
-            request_timeout_ms=int(publish_timeout_s * 1000),
+        self._producer = kafka_clients.producer(
+            settings, linger_ms=0, request_timeout_ms=int(publish_timeout_s * 1000)
         )
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None
-        )
+        self._consumer = kafka_clients.consumer(settings, enable_auto_commit=False, group_id=None)
         self._waiting: dict[str, list[asyncio.Future[Outcome]]] = {}  # by command id
         self._reader: asyncio.Task[None] | None = None
 
@@ -117,11 +113,14 @@ class CommandBus:
     ) -> CloudEventHeaders:
         """Publish a command; returns its headers (`id` is the command id).
 
-        Raises BrokerUnavailable when Kafka has not acknowledged it within the publish timeout
+        Raises `strict_json.JsonError` (a ValueError) when `body` is not strict JSON (NaN,
+        infinities, lone surrogates, too deep): nothing else may reach the topic. Raises
+        BrokerUnavailable when Kafka has not acknowledged it within the publish timeout
         (the contract's quick 503). The producer may still deliver a batch it holds once the
         broker is back, so such a command can yet be applied: a retry with the same
         Idempotency-Key (the same command id) is safe either way.
         """
+        value = strict_json.dumps(body)
         headers = CloudEventHeaders.new(
             type=ce_type, source=self._source, correlation_id=correlation_id or str(uuid.uuid4())
         )
@@ -132,7 +131,7 @@ class CommandBus:
                 await self._producer.send_and_wait(
                     self._topics.commands,
                     key=key.encode(),
-                    value=json.dumps(body).encode(),
+                    value=value,
                     headers=headers.to_kafka(),
                 )
         except (TimeoutError, KafkaError) as exc:

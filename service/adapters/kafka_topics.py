@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Set
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
+from service.adapters import kafka_clients
 from service.config import Settings
 from service.logs import get_logger
 
-__all__ = ["ensure_topics", "topic_specs"]
+__all__ = ["ensure_topics", "restore_topics", "topic_specs"]
 
 log = get_logger(__name__)
 
@@ -34,7 +36,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
 
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create the missing topics; return the names created (empty when all existed)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = kafka_clients.admin(settings)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -52,6 +54,15 @@ async def ensure_topics(settings: Settings) -> list[str]:
         return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+async def restore_topics(settings: Settings, names: Set[str]) -> Set[str]:
+    """Recreate those of `names` that are this deployment's own topics (deleted by hand, or
+    never created); return them. Topics it does not know of are not invented."""
+    own = names & {spec.name for spec in topic_specs(settings)}
+    if own:
+        await ensure_topics(settings)
+    return own
 
 
 async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> None:

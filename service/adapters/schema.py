@@ -21,7 +21,7 @@ from sqlalchemy import (
     text,
 )
 
-__all__ = ["metadata", "outbox", "processed_commands", "sip_trunks"]
+__all__ = ["metadata", "outbox", "outbox_parked", "processed_commands", "sip_trunks"]
 
 metadata = MetaData()
 
@@ -63,6 +63,21 @@ outbox = Table(
         sqlite_where=text("sent_at IS NULL"),
         postgresql_where=text("sent_at IS NULL"),
     ),
+)
+
+# Outbox rows the relay could not publish because their topic is gone and is not one of this
+# deployment's (e.g. written before KAFKA_TOPIC_PREFIX changed): kept, with why, for an operator.
+outbox_parked = Table(
+    "outbox_parked",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=False),  # the row's id in the outbox
+    Column("topic", String(255), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("headers", JSON, nullable=False),
+    Column("payload", LargeBinary, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("parked_at", DateTime(timezone=True), nullable=False),
+    Column("reason", Text, nullable=False),
 )
 
 # One row per applied command (source + id): a redelivery re-publishes the stored outcome.

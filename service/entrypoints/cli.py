@@ -12,9 +12,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
 from sip_trunk_contracts import CreateSipTrunk, DeleteSipTrunk, UpdateSipTrunk
 
+from service.adapters import kafka_clients
 from service.adapters.command_bus import CommandBus
 from service.adapters.database import create_engine, migrate
 from service.adapters.kafka_topics import ensure_topics
@@ -65,7 +65,7 @@ async def _send(settings: Settings, args: argparse.Namespace) -> int:
         body |= {"changes": data}
     if args.command != "create" and args.expected_version is not None:
         body["expectedVersion"] = args.expected_version
-    bus = CommandBus(settings.kafka_bootstrap_servers, settings.topics, source="/cli")
+    bus = CommandBus(settings, source="/cli")
     await bus.start()
     try:
         outcome = await bus.request(
@@ -139,9 +139,9 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _watch(settings: Settings, args: argparse.Namespace) -> None:
     topic = getattr(settings.topics, args.topic)
-    consumer = AIOKafkaConsumer(
+    consumer = kafka_clients.consumer(
+        settings,
         topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
         auto_offset_reset="earliest" if args.from_beginning else "latest",
         enable_auto_commit=False,
     )

@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from functools import partial
 
+from service.adapters import kafka_clients
 from service.adapters.database import create_engine, migrate
+from service.adapters.kafka_topics import restore_topics
 from service.config import Settings
-from service.relay import OutboxRelay, create_producer
+from service.relay import OutboxRelay
 
 __all__ = ["run_relay"]
 
 
 async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
     engine = create_engine(settings.resolved_database_url)
-    producer = create_producer(settings.kafka_bootstrap_servers)
+    producer = kafka_clients.producer(settings)
     try:
         await migrate(engine)  # the relay may start before the worker created the schema
         await producer.start()
         relay = OutboxRelay(
             engine,
             producer,
+            partial(restore_topics, settings),
             batch_size=settings.relay_batch_size,
             poll_interval_s=settings.relay_poll_interval_s,
             processed_retention=timedelta(days=settings.processed_retention_days),

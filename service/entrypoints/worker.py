@@ -20,12 +20,13 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
 from faststream import AckPolicy, FastStream
-from faststream.kafka import KafkaBroker, Topic
+from faststream.kafka import Topic
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.message import KafkaAckableMessage
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.adapters import kafka_clients
 from service.adapters.kafka_topics import ensure_topics
 from service.bootstrap import Container, build
 from service.command_worker import CommandWorker, Record
@@ -33,7 +34,6 @@ from service.config import Settings
 from service.dead_letters import DeadLetters
 from service.logs import get_logger
 from service.reconcile import reconcile
-from service.relay import create_producer
 from service.system_trunks import provision_system_trunks
 
 __all__ = ["create_app", "run_worker"]
@@ -84,12 +84,8 @@ def create_app(container: Container, dlt_producer: AIOKafkaProducer) -> FastStre
         DeadLetters(dlt_producer, settings.topics.dlt),
         lambda: _database_answers(container.engine),
     )
-    broker = KafkaBroker(
-        settings.kafka_bootstrap_servers,
-        allow_auto_create_topics=False,  # topics are created by ensure_topics, with their configs
-        request_timeout_ms=15000,
-        logger=logging.getLogger("faststream"),
-    )
+    broker = kafka_clients.broker(settings, logger=logging.getLogger("faststream"))
+    membership = kafka_clients.worker_membership(settings)
 
     async def raw_records(records: tuple[Record, ...]) -> KafkaAckableMessage:
         # Hand the records over untouched: garbage bytes, tombstones and odd headers are ours
@@ -101,7 +97,9 @@ def create_app(container: Container, dlt_producer: AIOKafkaProducer) -> FastStre
 
     subscriber = broker.subscriber(
         Topic(settings.topics.commands, declare=False),
-        group_id=settings.kafka_consumer_group,
+        group_id=membership.group_id,
+        group_instance_id=membership.instance_id,  # static membership: fast restarts
+        listener=membership,
         batch=True,
         max_records=settings.worker_batch_size,
         batch_timeout_ms=settings.worker_batch_timeout_ms,
@@ -135,7 +133,7 @@ def create_app(container: Container, dlt_producer: AIOKafkaProducer) -> FastStre
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     """Migrate, create topics, provision system trunks, then consume until `stop` is set."""
     container = await build(settings)
-    dlt_producer = create_producer(settings.kafka_bootstrap_servers)
+    dlt_producer = kafka_clients.producer(settings)
     try:
         await ensure_topics(settings)
         await dlt_producer.start()

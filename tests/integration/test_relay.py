@@ -2,28 +2,42 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import NewTopic
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from structlog.testing import capture_logs
 
+from service.adapters import kafka_clients
 from service.adapters.encryption import load_cipher
-from service.adapters.schema import outbox, processed_commands
+from service.adapters.kafka_topics import ensure_topics, restore_topics
+from service.adapters.schema import outbox, outbox_parked, processed_commands
 from service.adapters.sql_unit_of_work import SqlUnitOfWork
+from service.config import Settings
 from service.messages import OutgoingMessage
-from service.relay import OutboxRelay, create_producer
+from service.relay import OutboxRelay
 from tests.conftest import KAFKA_BOOTSTRAP
+
+SETTINGS = Settings(kafka_bootstrap_servers=KAFKA_BOOTSTRAP)
+
+
+def fresh_settings() -> Settings:
+    """A deployment of its own: its topics do not exist yet."""
+    prefix = f"test-relay-{uuid.uuid4().hex[:8]}."
+    return Settings(kafka_bootstrap_servers=KAFKA_BOOTSTRAP, kafka_topic_prefix=prefix)
 
 
 async def new_topic() -> str:
     name = f"test-relay-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP)
+    admin = kafka_clients.admin(SETTINGS)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, 1, 1)])
@@ -32,17 +46,27 @@ async def new_topic() -> str:
     return name
 
 
-async def read_all(topic: str, expected: int) -> list[Any]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_auto_commit=False)
+async def delete_topic(name: str) -> None:
+    admin = kafka_clients.admin(SETTINGS)
+    await admin.start()
+    try:
+        await admin.delete_topics([name])
+    finally:
+        await admin.close()
+
+
+async def read_all(topic: str, expected: int, partitions: int = 1) -> list[Any]:
+    """The topic's records, partition by partition (a key's records are on one partition)."""
+    consumer = kafka_clients.consumer(SETTINGS, enable_auto_commit=False)
     await consumer.start()
     try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
         records: list[Any] = []
         for _ in range(50):
-            batch = await consumer.getmany(tp, timeout_ms=200)
-            records += batch.get(tp, [])
+            batch = await consumer.getmany(*tps, timeout_ms=200)
+            records += [r for tp in tps for r in batch.get(tp, [])]
             if len(records) >= expected:
                 break
         return records
@@ -50,12 +74,18 @@ async def read_all(topic: str, expected: int) -> list[Any]:
         await consumer.stop()
 
 
-def messages(topic: str, count: int) -> list[OutgoingMessage]:
-    key = str(uuid.uuid4())
+def messages(topic: str, count: int, key: str | None = None) -> list[OutgoingMessage]:
+    key = key or str(uuid.uuid4())
     return [
         OutgoingMessage(topic, key, (("ce_id", f"event-{i}"),), None if i == count - 1 else b"{}")
         for i in range(count)
     ]
+
+
+def relay(engine: AsyncEngine, producer: AIOKafkaProducer, **options: Any) -> OutboxRelay:
+    """A relay whose own topics are those of `settings` (default: none of the test topics)."""
+    settings: Settings = options.pop("settings", SETTINGS)
+    return OutboxRelay(engine, producer, partial(restore_topics, settings), **options)
 
 
 async def stage(engine: AsyncEngine, tmp_path: Path, rows: list[OutgoingMessage]) -> None:
@@ -73,12 +103,12 @@ async def unsent(engine: AsyncEngine) -> int:
 async def test_publishes_in_order_and_marks_sent(engine: AsyncEngine, tmp_path: Path) -> None:
     topic = await new_topic()
     await stage(engine, tmp_path, messages(topic, 25))
-    producer = create_producer(KAFKA_BOOTSTRAP)
+    producer = kafka_clients.producer(SETTINGS)
     await producer.start()
     try:
-        relay = OutboxRelay(engine, producer, batch_size=10)
-        assert [await relay.publish_pending() for _ in range(4)] == [10, 10, 5, 0]
-        await relay.close()
+        batched = relay(engine, producer, batch_size=10)
+        assert [await batched.publish_pending() for _ in range(4)] == [10, 10, 5, 0]
+        await batched.close()
     finally:
         await producer.stop()
     records = await read_all(topic, 25)
@@ -92,10 +122,10 @@ async def test_a_crash_before_marking_resends_the_same_events(
 ) -> None:
     topic = await new_topic()
     await stage(engine, tmp_path, messages(topic, 3))
-    producer = create_producer(KAFKA_BOOTSTRAP)
+    producer = kafka_clients.producer(SETTINGS)
     await producer.start()
     try:
-        crashing = OutboxRelay(engine, producer)
+        crashing = relay(engine, producer)
 
         def crash(*_: object, **__: object) -> None:
             raise RuntimeError("killed between send and mark")
@@ -106,7 +136,7 @@ async def test_a_crash_before_marking_resends_the_same_events(
         monkeypatch.undo()
         await crashing.close()  # as a dead process's lease goes
         assert await unsent(engine) == 3  # nothing marked: the rows are still there
-        restarted = OutboxRelay(engine, producer)
+        restarted = relay(engine, producer)
         assert await restarted.publish_pending() == 3
         await restarted.close()
     finally:
@@ -119,10 +149,10 @@ async def test_a_crash_before_marking_resends_the_same_events(
 async def test_one_relay_publishes_at_a_time(engine: AsyncEngine, tmp_path: Path) -> None:
     topic = await new_topic()
     await stage(engine, tmp_path, messages(topic, 4))
-    producer = create_producer(KAFKA_BOOTSTRAP)
+    producer = kafka_clients.producer(SETTINGS)
     await producer.start()
     try:
-        active, standby = OutboxRelay(engine, producer), OutboxRelay(engine, producer)
+        active, standby = relay(engine, producer), relay(engine, producer)
         assert await active.publish_pending() == 4
         await stage(engine, tmp_path, messages(topic, 2))
         assert await standby.publish_pending() == 0  # the lease is taken
@@ -154,11 +184,105 @@ async def test_purge_keeps_what_is_still_needed(engine: AsyncEngine, tmp_path: P
                     topic="t", key="k", headers=[], payload=b"{}", created_at=old, sent_at=sent_at
                 )
             )
-    producer = create_producer(KAFKA_BOOTSTRAP)
-    relay = OutboxRelay(engine, producer)
-    await relay.purge()
+    producer = kafka_clients.producer(SETTINGS)
+    await relay(engine, producer).purge()
     async with engine.connect() as conn:
         kept = (await conn.execute(select(processed_commands.c.command_id))).scalars().all()
         outbox_left = (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
     assert kept == ["recent"]
     assert outbox_left == 2  # the recently sent row and the unsent one
+
+
+async def test_an_own_topic_that_does_not_exist_is_created_and_published_to(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    settings = fresh_settings()
+    await stage(engine, tmp_path, messages(settings.topics.events, 3))
+    producer = kafka_clients.producer(SETTINGS)
+    await producer.start()
+    try:
+        own = relay(engine, producer, settings=settings)
+        with capture_logs() as logs:
+            assert await asyncio.wait_for(own.publish_pending(), 10) == 3
+        await own.close()
+    finally:
+        await producer.stop()
+    records = await read_all(settings.topics.events, 3, settings.kafka_partitions)
+    assert [dict(r.headers)["ce_id"] for r in records] == [b"event-0", b"event-1", b"event-2"]
+    assert await unsent(engine) == 0
+    [warning] = [e for e in logs if e["event"] == "relay.topics_recreated"]
+    assert settings.topics.events in warning["topics"]
+
+
+async def test_an_own_topic_deleted_while_in_use_is_recreated(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    settings = fresh_settings()
+    await ensure_topics(settings)
+    key = str(uuid.uuid4())
+    await stage(engine, tmp_path, messages(settings.topics.events, 2, key))
+    producer = kafka_clients.producer(SETTINGS)
+    await producer.start()
+    stop = asyncio.Event()
+    own = relay(engine, producer, settings=settings)
+    running = asyncio.create_task(own.run(stop))
+    try:
+        await wait_until_sent(engine)
+        await delete_topic(settings.topics.events)
+        await stage(engine, tmp_path, messages(settings.topics.events, 3, key))
+        await wait_until_sent(engine, within=5)  # not the producer's request timeout (15 s)
+    finally:
+        stop.set()
+        await running
+        await producer.stop()
+    records = await read_all(settings.topics.events, 3, settings.kafka_partitions)
+    assert [dict(r.headers)["ce_id"] for r in records] == [b"event-0", b"event-1", b"event-2"]
+
+
+async def test_a_row_for_a_topic_of_no_known_deployment_is_parked_and_the_rest_published(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    settings = fresh_settings()
+    gone = f"old-prefix-{uuid.uuid4().hex[:8]}.sip-trunks.events"  # e.g. before a prefix change
+    key = str(uuid.uuid4())
+    own = settings.topics.events
+    rows = [
+        OutgoingMessage(own, key, (("ce_id", "event-0"),), b"{}"),
+        OutgoingMessage(gone, key, (("ce_id", "lost-1"),), b"{}"),
+        OutgoingMessage(own, key, (("ce_id", "event-1"),), b"{}"),
+        OutgoingMessage(gone, key, (("ce_id", "lost-2"),), b"{}"),
+        OutgoingMessage(own, key, (("ce_id", "event-2"),), None),
+    ]
+    await stage(engine, tmp_path, rows)
+    producer = kafka_clients.producer(SETTINGS)
+    await producer.start()
+    try:
+        parking = relay(engine, producer, settings=settings)
+        with capture_logs() as logs:
+            assert await asyncio.wait_for(parking.publish_pending(), 10) == 5
+            assert await parking.publish_pending() == 0
+        await parking.close()
+    finally:
+        await producer.stop()
+    records = await read_all(own, 3, settings.kafka_partitions)
+    assert [dict(r.headers)["ce_id"] for r in records] == [b"event-0", b"event-1", b"event-2"]
+    assert records[-1].value is None
+    assert await unsent(engine) == 0
+    async with engine.connect() as conn:
+        parked = (await conn.execute(select(outbox_parked).order_by(outbox_parked.c.id))).all()
+    assert [(row.topic, row.key, row.headers) for row in parked] == [
+        (gone, key, [["ce_id", "lost-1"]]),
+        (gone, key, [["ce_id", "lost-2"]]),
+    ]
+    assert all("not one of this deployment's topics" in row.reason for row in parked)
+    [error] = [e for e in logs if e["event"] == "relay.rows_parked"]
+    assert error["log_level"] == "error"
+    assert error["topics"] == [gone]
+
+
+async def wait_until_sent(engine: AsyncEngine, within: float = 10.0) -> None:
+    for _ in range(int(within * 10)):
+        if await unsent(engine) == 0:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"rows still unsent after {within}s")
