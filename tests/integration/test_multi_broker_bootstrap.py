@@ -1,0 +1,52 @@
+"""Every process takes KAFKA_BOOTSTRAP_SERVERS as a list: the worker (FastStream), the relay,
+the topics command and the command bus of the gateway and CLI. The list names an address where
+no broker listens first, so only a client that really walks the list gets through."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from pathlib import Path
+
+import pytest
+from sip_trunk_contracts.strict_json import JsonError
+
+from service.adapters.command_bus import CommandBus
+from service.config import Settings
+from tests.conftest import KAFKA_BOOTSTRAP
+from tests.e2e.stack import free_port
+from tests.integration.kafka_stack import CREATE, running_service
+
+
+async def test_the_service_runs_on_a_bootstrap_list_and_the_bus_writes_strict_json(
+    tmp_path: Path,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    settings = Settings(
+        kafka_bootstrap_servers=f"127.0.0.1:{free_port()},{KAFKA_BOOTSTRAP}",
+        kafka_topic_prefix=f"multi-{run}.",
+        kafka_consumer_group=f"multi-{run}",
+        data_dir=tmp_path,
+        log_format="json",
+    )
+    assert len(settings.kafka_bootstrap_list) >= 2
+    trunk_id = str(uuid.uuid4())
+    body = {
+        "trunkId": trunk_id,
+        "tenantId": "acme",
+        "name": "Office",
+        "gateways": [{"ipOrDomain": "sip.example.com", "name": "gw"}],
+    }
+    async with running_service(settings):
+        bus = CommandBus(settings, "/multi-broker-test")
+        await bus.start()
+        try:
+            outcome = await bus.request(CREATE, body, key=trunk_id, timeout_s=20)
+            assert outcome.headers.type == "sip_trunks.TrunkCreated.v1"
+            assert outcome.body["trunk"]["id"] == trunk_id
+            # Nothing that is not RFC 8259 JSON is handed to Kafka: the caller hears why.
+            for bad in (math.nan, math.inf, "\ud800"):
+                with pytest.raises(JsonError):
+                    await bus.send(CREATE, {**body, "name": bad}, key=trunk_id)
+        finally:
+            await bus.stop()
