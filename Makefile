@@ -7,12 +7,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run token stop status logs test test-unit lint format contracts constraints bench clean help
+.PHONY: run token stop status logs test test-unit faults lint format contracts constraints bench clean help
 
 help:
 	@echo "make run    - install, start Kafka, LiveKit, the worker and the relay (background)"
 	@echo "make test   - install, start Kafka, LiveKit and PostgreSQL, run every test"
 	@echo "make stop   - stop everything make run / make test started"
+	@echo "make faults - fault suite: kills and outages on a 3-node Kafka cluster, PostgreSQL, LiveKit (~5 min)"
 	@echo "make status | logs | lint | format | contracts | bench"
 
 $(STAMP): pyproject.toml contracts/pyproject.toml constraints.txt
@@ -63,6 +64,13 @@ test: $(STAMP)
 
 test-unit: $(STAMP)
 	@$(BIN)/pytest tests/unit tests/contracts
+
+# Worker/relay SIGKILLs, Kafka node restarts and kills, PostgreSQL and LiveKit outages under a
+# command stream; one table; fails on any lost, duplicated or reordered outcome (tests/faults/).
+# Starts and stops its own 3-node Kafka cluster and PostgreSQL; the shared dev servers are untouched.
+faults: $(STAMP)
+	@dev/livekit.sh start
+	@$(BIN)/python -m tests.faults
 
 lint: $(STAMP)
 	@$(BIN)/ruff check .
