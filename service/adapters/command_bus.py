@@ -15,6 +15,7 @@ import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -29,7 +30,8 @@ __all__ = ["BrokerUnavailable", "CommandBus", "Outcome"]
 
 log = get_logger(__name__)
 
-EventHook = Callable[[str, dict[str, Any]], None]
+# (ce_type, body, ce_time): the time tells the read model when a delete happened.
+EventHook = Callable[[str, dict[str, Any], datetime], None]
 
 
 class BrokerUnavailable(Exception):
@@ -180,7 +182,7 @@ class CommandBus:
                 continue
             if self._on_event is not None:
                 try:
-                    self._on_event(headers.type, body)
+                    self._on_event(headers.type, body, headers.time)
                 except (KeyError, TypeError, ValueError):  # an odd event must not stop replies
                     log.warning("event.unusable", type=headers.type, offset=record.offset)
             for future in self._waiting.get(headers.causation_id or "", []):

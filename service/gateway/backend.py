@@ -44,17 +44,15 @@ class Backend(Protocol):
 class KafkaBackend:
     def __init__(self, settings: Settings) -> None:
         self.reads = ReadModel()
-        servers = settings.kafka_bootstrap_servers
         self._bus = CommandBus(
-            servers,
-            settings.topics,
+            settings,
             GATEWAY_SOURCE,
             on_event=self.reads.apply,
             publish_timeout_s=settings.gateway_publish_timeout_s,
         )
         self.request = self._bus.request  # the bus's own request-reply, as the protocol asks
         self._state_topic = settings.topics.state
-        self._feed = StateFeed(servers, self._state_topic, self.reads)
+        self._feed = StateFeed(settings, self._state_topic, self.reads)
 
     async def start(self) -> None:
         await self._bus.start()

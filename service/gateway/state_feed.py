@@ -7,9 +7,11 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from sip_trunk_contracts import CloudEventHeaders, InvalidHeaders
 
+from service.adapters import kafka_clients
+from service.config import Settings
 from service.gateway.read_model import ReadModel
 from service.logs import get_logger
 
@@ -19,12 +21,10 @@ log = get_logger(__name__)
 
 
 class StateFeed:
-    def __init__(self, bootstrap_servers: str, topic: str, model: ReadModel) -> None:
+    def __init__(self, settings: Settings, topic: str, model: ReadModel) -> None:
         self._topic = topic
         self._model = model
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None
-        )
+        self._consumer = kafka_clients.consumer(settings, enable_auto_commit=False, group_id=None)
         self._task: asyncio.Task[None] | None = None
         self.caught_up = asyncio.Event()  # the gateway is not ready before this is set
 

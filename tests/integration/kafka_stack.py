@@ -112,6 +112,22 @@ class Client:
         source: str = "/integration-test",
     ) -> dict[str, str]:
         """Publish a command with CloudEvents binary-mode headers; return those headers."""
+        value = json.dumps(body).encode()
+        key = str(body.get("trunkId"))
+        return await self.send_raw_command(
+            ce_type, value, key=key, command_id=command_id, source=source
+        )
+
+    async def send_raw_command(
+        self,
+        ce_type: str,
+        value: bytes,
+        *,
+        key: str,
+        command_id: str | None = None,
+        source: str = "/integration-test",
+    ) -> dict[str, str]:
+        """Publish `value` as it is, with a command's headers; return those headers."""
         headers = {
             "ce_specversion": "1.0",
             "ce_id": command_id or str(uuid.uuid4()),
@@ -121,11 +137,7 @@ class Client:
             "content-type": "application/json",
             "ce_correlationid": str(uuid.uuid4()),
         }
-        await self.send_raw(
-            json.dumps(body).encode(),
-            [(k, v.encode()) for k, v in headers.items()],
-            key=str(body.get("trunkId")),
-        )
+        await self.send_raw(value, [(k, v.encode()) for k, v in headers.items()], key=key)
         return headers
 
     async def events(self, header: str, value: str, count: int = 1) -> list[dict[str, Any]]:

@@ -212,6 +212,59 @@ async def test_unknown_type_and_missing_trunk_id_go_to_dlt(service: Client) -> N
     await service.outcome(good)
 
 
+def _deep(trunk_id: str, depth: int) -> bytes:
+    nested = b"[" * depth + b"]" * depth
+    return b'{"trunkId": "%s", "tenantId": "acme", "changes": {"advanced": {"numbers": %s}}}' % (
+        trunk_id.encode(),
+        nested,
+    )
+
+
+async def test_hostile_commands_each_get_one_answer_and_never_stall_the_worker(
+    service: Client,
+) -> None:
+    """Issue 7's reproductions on the real broker: each record is answered once (an outcome or
+    a DLT entry), and the good command sent after them all is applied at once."""
+    trunk = await created(service)
+    tid = trunk["trunk"]["id"]
+    hostile = {
+        "600 deep": _deep(tid, 600),
+        "33 deep": _deep(tid, 30),  # the envelope adds 3 levels
+        "NaN": b'{"trunkId": "%s", "tenantId": "acme", "changes": {"name": NaN}}' % tid.encode(),
+        "Infinity": b'{"trunkId": "%s", "tenantId": "acme", "name": 1e99999}' % tid.encode(),
+        "lone surrogate": b'{"trunkId": "%s", "tenantId": "\\ud800"}' % tid.encode(),
+        "NUL in tenant": json.dumps(create_body("ac\x00me")).encode(),
+        "deep with a password": b'{"trunkId": "%s", "x": %s{"password": "%s"}%s}'
+        % (tid.encode(), b"[" * 40, PASSWORD.encode(), b"]" * 40),
+        "huge": json.dumps({**create_body(), "name": "x" * 900_000}).encode(),
+    }
+    sent = {}
+    for name, value in hostile.items():
+        ce_type = CREATE if name in ("NUL in tenant", "huge", "Infinity") else UPDATE
+        sent[name] = await service.send_raw_command(ce_type, value, key=tid)
+    good = await service.send(CREATE, create_body())
+    event = await service.outcome(good)
+    assert event["headers"]["ce_type"] == "sip_trunks.TrunkCreated.v1"
+
+    dlt = service.taps[service.topics.dlt]
+    for name, headers in sent.items():
+        ce_id = headers["ce_id"]
+        dead = [r for r in dlt.records if headers_of(r).get("ce_id") == ce_id]
+        answers = [
+            r
+            for r in service.taps[service.topics.events].records
+            if headers_of(r).get("ce_causationid") == ce_id
+        ]
+        if not dead and not answers:  # the DLT is one partition, events six: give it a moment
+            dead = await dlt.wait_for(lambda r, ce_id=ce_id: headers_of(r).get("ce_id") == ce_id)
+        assert len(dead) + len(answers) == 1, (name, len(dead), len(answers))
+        for record in dead:
+            assert PASSWORD.encode() not in (record.value or b""), name
+    for name in ("600 deep", "33 deep", "NaN", "Infinity", "lone surrogate"):
+        dead_names = [headers_of(r).get("ce_id") for r in dlt.records]
+        assert sent[name]["ce_id"] in dead_names, name
+
+
 async def test_state_topic_holds_snapshot_then_tombstone(service: Client) -> None:
     trunk = (await created(service))["trunk"]
     await service.request(

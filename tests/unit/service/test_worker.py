@@ -10,13 +10,13 @@ from uuid import uuid4
 import pytest
 from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
-from sqlalchemy.exc import OperationalError
 from fakes import CREATE, PASSWORD, Harness, create_body
 from sip_trunk_contracts import CloudEventHeaders
+from sqlalchemy.exc import OperationalError
 
 import service.command_worker as worker_module
-from service.command_worker import CommandWorker
 import service.dead_letters as dead_letters_module
+from service.command_worker import CommandWorker
 from service.dead_letters import DeadLetters, dead_letter_of
 from service.handlers import CommandProcessor
 
