@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from sip_trunk_contracts import CreateSipTrunk, DeleteSipTrunk, UpdateSipTrunk
+from sip_trunk_contracts import CreateSipTrunk, DeleteSipTrunk, UpdateSipTrunk, strict_json
 
 from service.adapters import kafka_clients
 from service.adapters.command_bus import CommandBus
@@ -58,7 +58,11 @@ async def _topics(settings: Settings) -> None:
 async def _send(settings: Settings, args: argparse.Namespace) -> int:
     trunk_id = args.trunk or str(uuid.uuid4())
     body: dict[str, Any] = {"trunkId": trunk_id, "tenantId": args.tenant}
-    data = json.loads(args.data) if args.data else {}
+    try:
+        data = strict_json.loads(args.data) if args.data else {}
+    except strict_json.JsonError as exc:
+        print(f"--data is not strict JSON: {exc}", file=sys.stderr)
+        return 2
     if args.command == "create":
         body |= data
     elif args.command == "update":
