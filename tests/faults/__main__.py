@@ -84,6 +84,19 @@ def scenarios(total: int) -> list[Scenario]:
     ]
 
 
+LEGEND = """\
+at s: fault injected, seconds into the stream; down s: until the component was back (restarted,
+started, forwarding); recov s: from the fault until every commands partition had answered a
+command sent after it. TOTAL rows: commands sent; lost (no outcome); dup (more than one distinct
+outcome event); reord (trunks whose outcomes are out of command order); vers (trunks whose
+versions are not 1..n); unexp (an outcome the trunk's commands do not imply, a rejection outside
+its fault, an event for no command, a DLT record); rejected (valid rejections: provider_unavailable
+during a LiveKit fault, not_found after one; on a fault row: those published until the next
+fault); re-sends (repeats of an event ce_id, allowed);
+state≠db (trunks whose latest state record differs from the database); unsent (outbox rows not
+published, or parked); dead (service processes, Kafka nodes or PostgreSQL not alive at the end)."""
+
+
 def table(results: list[ScenarioResult]) -> str:
     head = (
         f"{'scenario':<9} {'fault':<44} {'at s':>6} {'down s':>6} {'recov s':>7} "
@@ -96,19 +109,24 @@ def table(results: list[ScenarioResult]) -> str:
             recovery = f"{f.recovery_s:.1f}" if f.recovery_s is not None else "NEVER"
             lines.append(
                 f"{r.scenario.name:<9} {f'{i}. {f.name}':<44.44} {f.at_s:>6.1f} "
-                f"{f.down_s:>6.1f} {recovery:>7}"
+                f"{f.down_s:>6.1f} {recovery:>7} {'':>8} {'':>4} {'':>3} {'':>5} {'':>4} "
+                f"{'':>5} {f.rejected or '':>8}"
             )
         v = r.verdict
         total = f"TOTAL {len(r.faults)} faults, {r.restarts} restarts, {r.seconds:.0f}s"
+        unexpected = len(v.unexpected) + len(v.stray) + r.dead_lettered
         lines.append(
             f"{r.scenario.name:<9} {total:<44} {'':>6} {'':>6} {'':>7} "
             f"{v.commands:>8} {len(v.lost):>4} {len(v.duplicated):>3} {len(v.reordered):>5} "
-            f"{len(v.version_errors):>4} {len(v.unexpected) + len(v.stray):>5} "
+            f"{len(v.version_errors):>4} {unexpected:>5} "
             f"{sum(v.rejected.values()):>8} {v.resends:>8} {len(r.state_differences):>8} "
             f"{r.unsent_outbox:>6} {len(r.dead):>4}"
         )
+        if v.rejected:
+            reasons = ", ".join(f"{n} {why}" for why, n in v.rejected.most_common())
+            lines.append(f"{'':<9} rejected: {reasons}")
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join([*(line.rstrip() for line in lines), LEGEND])
 
 
 def details(result: ScenarioResult) -> list[str]:
@@ -126,6 +144,8 @@ def details(result: ScenarioResult) -> list[str]:
         "run errors": result.errors,
     }
     lines = [f"  {what}: {len(xs)}, e.g. {xs[:3]}" for what, xs in found.items() if xs]
+    if result.dead_lettered:
+        lines.append(f"  records on the DLT: {result.dead_lettered}")
     if result.unsent_outbox != 0:
         lines.append(f"  unsent outbox rows: {result.unsent_outbox}")
     lines += [

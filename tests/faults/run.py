@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from service.adapters.kafka_topics import ensure_topics
-from service.adapters.schema import outbox, sip_trunks
+from service.adapters.schema import outbox, outbox_parked, sip_trunks
 from service.config import Settings
 from tests.conftest import LIVEKIT_API_KEY, LIVEKIT_API_SECRET, LIVEKIT_URL
 from tests.faults.checks import (
@@ -157,6 +157,7 @@ class FaultResult:
     recovery_s: float | None  # until every partition answered a command sent after the fault
     t0: float
     error: str | None = None
+    rejected: int = 0  # rejections published from this fault until the next one
 
 
 @dataclass
@@ -171,12 +172,14 @@ class ScenarioResult:
     dead: list[str] = field(default_factory=list)  # processes and components not alive at the end
     errors: list[str] = field(default_factory=list)  # the run itself went wrong (timeouts, ...)
     restarts: int = 0
+    dead_lettered: int = 0  # every command is valid: none may reach the DLT
 
     @property
     def violations(self) -> int:
         unrecovered = sum(1 for f in self.faults if f.recovery_s is None)
         return (
             self.verdict.violations
+            + self.dead_lettered
             + len(self.state_differences)
             + max(self.unsent_outbox, 0)
             + (self.unsent_outbox < 0)
@@ -222,7 +225,8 @@ async def _wait(condition: Callable[[], Awaitable[bool]], within: float, what: s
 
 
 async def read_database(database_url: str) -> tuple[dict[str, dict[str, Any]], int]:
-    """Trunk rows by id (`trunk_row` fields) and the number of unsent outbox rows."""
+    """Trunk rows by id (`trunk_row` fields) and the number of outbox rows not published:
+    unsent, or parked by the relay (for a topic it could not find)."""
     engine = create_async_engine(database_url)
     try:
         async with engine.connect() as conn:
@@ -232,9 +236,12 @@ async def read_database(database_url: str) -> tuple[dict[str, dict[str, Any]], i
                     select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
                 )
             ).scalar_one()
+            parked = (
+                await conn.execute(select(func.count()).select_from(outbox_parked))
+            ).scalar_one()
     finally:
         await engine.dispose()
-    return {row["id"]: dict(row) for row in rows}, int(unsent)
+    return {row["id"]: dict(row) for row in rows}, int(unsent) + int(parked)
 
 
 def latest_state(client: Client) -> dict[str, dict[str, Any] | None]:
@@ -366,6 +373,14 @@ async def run_scenario(
             result.dead.append("PostgreSQL is down")
         windows = ctx.rejection_windows
         result.verdict = verify(driver.sent, _in_windows(outcomes.all, windows), windows.keys())
+        result.dead_lettered = len(client.taps[topics.dlt].records)
+        ends = [f.t0 for f in result.faults[1:]] + [float("inf")]
+        for fault, end in zip(result.faults, ends, strict=True):
+            fault.rejected = sum(
+                1
+                for o in outcomes.all
+                if o.ce_type == REJECTED and fault.t0 <= o.published_at < end
+            )
         result.send_retries = driver.send_retries
         result.restarts = processes.restarts
         result.seconds = time.time() - started
