@@ -92,9 +92,9 @@ outcome event); reord (trunks whose outcomes are out of command order); vers (tr
 versions are not 1..n); unexp (an outcome the trunk's commands do not imply, a rejection outside
 its fault, an event for no command, a DLT record); rejected (valid rejections: provider_unavailable
 during a LiveKit fault, not_found after one; on a fault row: those published until the next
-fault); re-sends (repeats of an event ce_id, allowed);
-state≠db (trunks whose latest state record differs from the database); unsent (outbox rows not
-published, or parked); dead (service processes, Kafka nodes or PostgreSQL not alive at the end)."""
+fault); re-sends (repeats of an event ce_id, allowed); state≠db (trunks whose latest state
+record differs from the database); unsent (outbox rows not published, or parked); dead (service
+processes, Kafka nodes or PostgreSQL not alive at the end)."""
 
 
 def table(results: list[ScenarioResult]) -> str:
