@@ -46,6 +46,7 @@ token: $(STAMP)
 stop:
 	@dev/stack.sh down
 	@dev/kafka.sh stop
+	@dev/kafka-cluster.sh stop
 	@dev/livekit.sh stop
 	@dev/postgres.sh stop
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 
@@ -63,10 +64,13 @@ def _exit_now() -> None:
     os._exit(86)
 
 
-async def build(settings: Settings, *, run_migrations: bool = True) -> Container:
+async def build(
+    settings: Settings, *, run_migrations: bool = True, until: asyncio.Event | None = None
+) -> Container:
+    """`until`: a long-running process's stop event; the database is then waited for."""
     engine = create_engine(settings.resolved_database_url)
     if run_migrations:
-        await migrate(engine)
+        await migrate(engine, until=until)
     cipher = load_cipher(
         settings.encryption_key.get_secret_value() if settings.encryption_key else None,
         settings.data_dir,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,14 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from service.logs import get_logger
+
 __all__ = ["READ_ONLY", "create_engine", "migrate"]
+
+log = get_logger(__name__)
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -66,12 +72,35 @@ def _alembic_config(connection: Connection) -> Config:
 _migrating = asyncio.Lock()
 
 
-async def migrate(engine: AsyncEngine) -> None:
+# The database is not there (yet): refused, reset, or not accepting connections.
+_UNREACHABLE = (OSError, OperationalError, InterfaceError)
+_RETRY_MAX_S = 5.0
+
+
+async def migrate(engine: AsyncEngine, *, until: asyncio.Event | None = None) -> None:
     """Bring the schema to the newest migration (a no-op when it is there already).
 
     Safe when worker and relay start together: processes queue on an advisory lock
-    (PostgreSQL) or on SQLite's write lock (BEGIN IMMEDIATE).
+    (PostgreSQL) or on SQLite's write lock (BEGIN IMMEDIATE). With `until` (a long-running
+    process's stop event), a database that cannot be reached is waited for, with backoff,
+    until it answers or `until` is set: a process (re)started during an outage comes up with
+    the database instead of exiting. Without it, the first failure is raised (CLI, tests).
     """
+    delay = 0.5
+    while True:
+        try:
+            await _migrate_once(engine)
+            return
+        except _UNREACHABLE as exc:
+            if until is None or until.is_set():
+                raise
+            log.warning("database.unavailable", error=type(exc).__name__, retry_in_s=delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(until.wait(), delay)
+            delay = min(delay * 2, _RETRY_MAX_S)
+
+
+async def _migrate_once(engine: AsyncEngine) -> None:
     async with _migrating, engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('sip-trunks-migrate'))"))

@@ -19,7 +19,8 @@ async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
     engine = create_engine(settings.resolved_database_url)
     producer = kafka_clients.producer(settings)
     try:
-        await migrate(engine)  # the relay may start before the worker created the schema
+        # The relay may start before the worker created the schema, or during an outage.
+        await migrate(engine, until=stop)
         await producer.start()
         relay = OutboxRelay(
             engine,

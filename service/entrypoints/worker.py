@@ -132,7 +132,7 @@ def create_app(container: Container, dlt_producer: AIOKafkaProducer) -> FastStre
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     """Migrate, create topics, provision system trunks, then consume until `stop` is set."""
-    container = await build(settings)
+    container = await build(settings, until=stop)
     dlt_producer = kafka_clients.producer(settings)
     try:
         await ensure_topics(settings)

@@ -76,6 +76,7 @@ def scenarios(total: int) -> list[Scenario]:
                 relay_kill(),
                 livekit_down("blackhole", 5, slack_s=10),
                 worker_kill("worker-1"),
+                postgres_down(8, restart=("worker-2", "relay-1")),
             ],
             minimum=total - cluster_share,
             rate=50,

@@ -109,14 +109,20 @@ def broker_down(node: int, *, clean: bool, down_s: float) -> Fault:
     return Fault(f"Kafka node {node} {how}, down {down_s:.0f}s", inject, settle)
 
 
-def postgres_down(down_s: float) -> Fault:
+def postgres_down(down_s: float, *, restart: tuple[str, ...] = ()) -> Fault:
+    """PostgreSQL stopped; the processes in `restart` are SIGKILLed and started again during
+    the outage, so they must wait for the database at start instead of exiting."""
+
     async def inject(ctx: Context) -> None:
         assert ctx.postgres is not None
         await ctx.postgres.stop()
+        for name in restart:
+            await ctx.processes.restart_killed(name)
         await asyncio.sleep(down_s)
         await ctx.postgres.start()
 
-    return Fault(f"PostgreSQL stopped {down_s:.0f}s", inject)
+    meanwhile = f", {' and '.join(restart)} restarted in it" if restart else ""
+    return Fault(f"PostgreSQL stopped {down_s:.0f}s{meanwhile}", inject)
 
 
 def livekit_down(mode: Literal["refuse", "blackhole"], down_s: float, slack_s: float) -> Fault:
