@@ -14,9 +14,9 @@ from service.adapters.livekit_provider import LiveKitProvider
 from service.adapters.provider_none import NoProvider
 from service.adapters.sql_unit_of_work import SqlUnitOfWork
 from service.config import Settings
-from service.handlers import CommandProcessor, MonotonicClock, Services
-from service.outgoing import MessageFactory
-from service.ports import TrunkProvider, UnitOfWork
+from service.service_layer.handlers import CommandProcessor, MonotonicClock, Services
+from service.service_layer.outgoing import MessageFactory
+from service.service_layer.ports import TrunkProvider, UnitOfWork
 
 __all__ = ["Container", "build"]
 

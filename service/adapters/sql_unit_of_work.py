@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from service.adapters.encryption import PasswordCipher
 from service.adapters.schema import outbox, processed_commands, sip_trunks
 from service.domain.model import Credentials, Gateway, SipTrunk
-from service.messages import OutgoingMessage
-from service.ports import ProcessedCommand
+from service.service_layer.messages import OutgoingMessage
+from service.service_layer.ports import ProcessedCommand
 
 __all__ = ["ConcurrentModification", "SqlUnitOfWork", "utc"]
 

@@ -7,7 +7,7 @@ bookkeeping, not a change: no version bump.
 
 Timestamps: `now` must be timezone-aware; it is stored in UTC with its microseconds, so that
 trunks created within one second keep their creation order (CONTRACT.md §4.1; the worker's clock
-never repeats a value, see `service.handlers.MonotonicClock`).
+never repeats a value, see `service.service_layer.handlers.MonotonicClock`).
 
 `TrunkChange.changed_fields` is a sorted tuple of dotted paths in the contract's camelCase:
 - create (and a new system trunk): the top-level fields that are set: `name`, `gateways`,

@@ -93,8 +93,8 @@ async def _send(settings: Settings, args: argparse.Namespace) -> int:
 async def _gateway(settings: Settings) -> None:
     import uvicorn  # the gateway's own dependency: the other commands do not pay for it
 
-    from service.gateway.app import create_app
-    from service.gateway.backend import KafkaBackend
+    from service.entrypoints.gateway.app import create_app
+    from service.entrypoints.gateway.backend import KafkaBackend
 
     app = create_app(settings, KafkaBackend(settings))
     config = uvicorn.Config(
@@ -109,7 +109,7 @@ async def _gateway(settings: Settings) -> None:
 
 
 async def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
-    from service.reconcile import reconcile
+    from service.service_layer.reconcile import reconcile
 
     if settings.provider != "livekit":
         print(
@@ -131,7 +131,7 @@ async def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
-    from service.gateway.tokens import READ_SCOPE, WRITE_SCOPE, jwt_secret, mint_token
+    from service.entrypoints.gateway.tokens import READ_SCOPE, WRITE_SCOPE, jwt_secret, mint_token
 
     scopes = [READ_SCOPE] if args.read_only else [READ_SCOPE, WRITE_SCOPE]
     token = mint_token(

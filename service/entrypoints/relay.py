@@ -9,8 +9,8 @@ from functools import partial
 from service.adapters import kafka_clients
 from service.adapters.database import create_engine, migrate
 from service.adapters.kafka_topics import restore_topics
+from service.adapters.outbox_relay import OutboxRelay
 from service.config import Settings
-from service.relay import OutboxRelay
 
 __all__ = ["run_relay"]
 

@@ -3,10 +3,10 @@
 Each poll hands a batch of raw records to `CommandWorker.handle_batch`, which applies every
 recognisable command in one database transaction (outcome events go to the outbox, published by
 the relay) and dead-letters what it cannot read; only then are the batch's offsets committed.
-Bad input never stops it (see `service/command_worker.py`). When the database or the broker is
-unavailable, the batch is rewound and retried: nothing is lost, nothing skipped. A commit refused
-because a rebalance moved the partitions is normal: their new owner processes the records again
-and answers them with the outcomes already stored (effectively once).
+Bad input never stops it (see `command_worker.py`, the batch policy). When the database or the
+broker is unavailable, the batch is rewound and retried: nothing is lost, nothing skipped. A
+commit refused because a rebalance moved the partitions is normal: their new owner processes the
+records again and answers them with the outcomes already stored (effectively once).
 """
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.adapters import kafka_clients
+from service.adapters.dead_letters import DeadLetters
 from service.adapters.kafka_topics import ensure_topics
 from service.bootstrap import Container, build
-from service.command_worker import CommandWorker, Record
 from service.config import Settings
-from service.dead_letters import DeadLetters
+from service.entrypoints.command_worker import CommandWorker, Record
 from service.logs import get_logger
-from service.reconcile import reconcile
-from service.system_trunks import provision_system_trunks
+from service.service_layer.reconcile import reconcile
+from service.service_layer.system_trunks import provision_system_trunks
 
 __all__ = ["create_app", "run_worker"]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from service.gateway.tokens import READ_SCOPE, WRITE_SCOPE, mint_token
+from service.entrypoints.gateway.tokens import READ_SCOPE, WRITE_SCOPE, mint_token
 from tests.conftest import LIVEKIT_URL
 
 ROLES = ("worker", "relay", "gateway")

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from service.gateway.tokens import READ_SCOPE
+from service.entrypoints.gateway.tokens import READ_SCOPE
 from tests.e2e.conftest import SYSTEM_TRUNK_ID
 from tests.e2e.stack import Stack, free_port, start_process, stop_process, wait_ready
 

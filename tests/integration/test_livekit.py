@@ -18,7 +18,7 @@ from livekit import api
 from service.adapters.kafka_topics import ensure_topics
 from service.bootstrap import build
 from service.config import Settings
-from service.reconcile import reconcile
+from service.service_layer.reconcile import reconcile
 from tests.conftest import (
     KAFKA_BOOTSTRAP,
     LIVEKIT_API_KEY,

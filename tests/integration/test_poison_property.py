@@ -31,9 +31,9 @@ from service.adapters.encryption import load_cipher
 from service.adapters.provider_none import NoProvider
 from service.adapters.schema import outbox
 from service.adapters.sql_unit_of_work import SqlUnitOfWork
-from service.command_worker import CommandWorker
-from service.handlers import CommandProcessor, Services
-from service.outgoing import MessageFactory
+from service.entrypoints.command_worker import CommandWorker
+from service.service_layer.handlers import CommandProcessor, Services
+from service.service_layer.outgoing import MessageFactory
 from tests.integration.conftest import BACKENDS, database_url_for
 
 # SQLite carries the 10,000; PostgreSQL (slower per transaction) adds what only it refuses,

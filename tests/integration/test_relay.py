@@ -19,11 +19,11 @@ from structlog.testing import capture_logs
 from service.adapters import kafka_clients
 from service.adapters.encryption import load_cipher
 from service.adapters.kafka_topics import ensure_topics, restore_topics
+from service.adapters.outbox_relay import OutboxRelay
 from service.adapters.schema import outbox, outbox_parked, processed_commands
 from service.adapters.sql_unit_of_work import SqlUnitOfWork
 from service.config import Settings
-from service.messages import OutgoingMessage
-from service.relay import OutboxRelay
+from service.service_layer.messages import OutgoingMessage
 from tests.conftest import KAFKA_BOOTSTRAP
 
 SETTINGS = Settings(kafka_bootstrap_servers=KAFKA_BOOTSTRAP)
@@ -130,7 +130,7 @@ async def test_a_crash_before_marking_resends_the_same_events(
         def crash(*_: object, **__: object) -> None:
             raise RuntimeError("killed between send and mark")
 
-        monkeypatch.setattr("service.relay.update", crash)
+        monkeypatch.setattr("service.adapters.outbox_relay.update", crash)
         with pytest.raises(RuntimeError):
             await crashing.publish_pending()
         monkeypatch.undo()

@@ -16,11 +16,11 @@ from service.adapters.provider_none import NoProvider
 from service.adapters.schema import outbox, sip_trunks
 from service.adapters.sql_unit_of_work import SqlUnitOfWork
 from service.domain.model import Credentials, Gateway, SipTrunk
-from service.handlers import CommandProcessor, Services
-from service.inbound import read_command
-from service.messages import OutgoingMessage
-from service.outgoing import MessageFactory
-from service.ports import ProcessedCommand
+from service.service_layer.handlers import CommandProcessor, Services
+from service.service_layer.inbound import read_command
+from service.service_layer.messages import OutgoingMessage
+from service.service_layer.outgoing import MessageFactory
+from service.service_layer.ports import ProcessedCommand
 
 PASSWORD = "plain-Secret-42"
 

@@ -19,11 +19,11 @@ from sip_trunk_contracts import CloudEventHeaders, strict_json
 
 from service.adapters.command_bus import Outcome
 from service.config import Settings
-from service.gateway.app import create_app
-from service.gateway.read_model import ReadModel, TrunkRecord
-from service.gateway.tokens import READ_SCOPE, WRITE_SCOPE, mint_token
-from service.inbound import read_command
-from service.views import to_view
+from service.entrypoints.gateway.app import create_app
+from service.entrypoints.gateway.read_model import ReadModel, TrunkRecord
+from service.entrypoints.gateway.tokens import READ_SCOPE, WRITE_SCOPE, mint_token
+from service.service_layer.inbound import read_command
+from service.service_layer.views import to_view
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "service"))
 from fakes import TOPICS, Harness, payload

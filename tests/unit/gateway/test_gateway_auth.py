@@ -12,9 +12,9 @@ import jwt
 import pytest
 from gateway_fakes import BASE, SECRET, TENANT, MemoryBackend, running_app, token
 
-from service.gateway.auth import authenticate
-from service.gateway.problems import ProblemError
-from service.gateway.tokens import READ_SCOPE
+from service.entrypoints.gateway.auth import authenticate
+from service.entrypoints.gateway.problems import ProblemError
+from service.entrypoints.gateway.tokens import READ_SCOPE
 
 CHALLENGE = 'Bearer realm="sip-trunks"'
 INVALID = 'Bearer realm="sip-trunks", error="invalid_token"'

@@ -23,12 +23,12 @@ from gateway_fakes import (
 from sip_trunk_contracts import MASKED_PASSWORD
 from structlog.testing import capture_logs
 
-import service.gateway.inputs as inputs_module
+import service.entrypoints.gateway.inputs as inputs_module
 from service.adapters.command_bus import BrokerUnavailable, Outcome
 from service.domain import Reason
-from service.gateway.app import create_app
-from service.gateway.commands import create_command
-from service.gateway.tokens import READ_SCOPE, WRITE_SCOPE
+from service.entrypoints.gateway.app import create_app
+from service.entrypoints.gateway.commands import create_command
+from service.entrypoints.gateway.tokens import READ_SCOPE, WRITE_SCOPE
 
 PASSWORD = "Plaintext-Pa55word"
 TRUNK = {

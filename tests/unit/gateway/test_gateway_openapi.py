@@ -9,11 +9,11 @@ import pytest
 from gateway_fakes import running_app
 from sip_trunk_contracts import RejectionReason
 
-from service.gateway.app import main, openapi_document
-from service.gateway.problems import STATUS, Code
+from service.entrypoints.gateway.app import main, openapi_document
+from service.entrypoints.gateway.problems import STATUS, Code
 
 CHECKED_IN = Path(__file__).parents[3] / "docs" / "openapi.json"
-REGENERATE = "python -m service.gateway.app --openapi > docs/openapi.json"
+REGENERATE = "python -m service.entrypoints.gateway.app --openapi > docs/openapi.json"
 
 EXPECTED = {
     ("/api/v1/sip-trunks", "get"): {"200", "401", "403", "422"},

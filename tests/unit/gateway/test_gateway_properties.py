@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from schemathesis.generation.modes import GenerationMode
 from sip_trunk_contracts import MASKED_PASSWORD
 
-from service.gateway.app import openapi_document
-from service.gateway.tokens import READ_SCOPE
+from service.entrypoints.gateway.app import openapi_document
+from service.entrypoints.gateway.tokens import READ_SCOPE
 
 SEED = {
     "name": "Seed",

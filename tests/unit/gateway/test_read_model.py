@@ -15,9 +15,9 @@ from uuid import uuid4
 import pytest
 from sip_trunk_contracts import TrunkCreated, TrunkDeleted, TrunkUpdated, format_utc
 
-from service.gateway.pagination import decode_cursor, encode_cursor
-from service.gateway.problems import ProblemError
-from service.gateway.read_model import ReadModel, TrunkRecord
+from service.entrypoints.gateway.pagination import decode_cursor, encode_cursor
+from service.entrypoints.gateway.problems import ProblemError
+from service.entrypoints.gateway.read_model import ReadModel, TrunkRecord
 
 TENANT = "tenant-a"
 T0 = datetime(2024, 1, 15, 9, 30, 0, tzinfo=UTC)

@@ -23,11 +23,11 @@ from sip_trunk_contracts import (
 )
 
 from service.domain import Reason, Rejected, SipTrunk, upsert_system_trunk
-from service.handlers import CommandProcessor, Services
-from service.inbound import Command, read_command
-from service.messages import OutgoingMessage
-from service.outgoing import MessageFactory
-from service.ports import ProcessedCommand
+from service.service_layer.handlers import CommandProcessor, Services
+from service.service_layer.inbound import Command, read_command
+from service.service_layer.messages import OutgoingMessage
+from service.service_layer.outgoing import MessageFactory
+from service.service_layer.ports import ProcessedCommand
 
 CREATE = CreateSipTrunk.CE_TYPE
 UPDATE = UpdateSipTrunk.CE_TYPE

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from service.handlers import MonotonicClock, Services
+from service.service_layer.handlers import MonotonicClock, Services
 
 T0 = datetime(2024, 1, 15, 9, 30, 0, 500_000, tzinfo=UTC)
 TICK = timedelta(microseconds=1)

@@ -38,9 +38,9 @@ from sip_trunk_contracts import (
 )
 
 from service.domain import Reason
-from service.handlers import handle_command
-from service.inbound import Command
-from service.messages import OutgoingMessage
+from service.service_layer.handlers import handle_command
+from service.service_layer.inbound import Command
+from service.service_layer.messages import OutgoingMessage
 
 CREATED = TrunkCreated.CE_TYPE
 UPDATED = TrunkUpdated.CE_TYPE

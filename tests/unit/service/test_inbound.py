@@ -20,7 +20,7 @@ from sip_trunk_contracts import (
     UpdateSipTrunk,
 )
 
-from service.inbound import Command, Unrecognisable, read_command
+from service.service_layer.inbound import Command, Unrecognisable, read_command
 
 Headers = list[tuple[str, bytes | None]]
 

@@ -14,11 +14,11 @@ from fakes import CREATE, PASSWORD, Harness, create_body
 from sip_trunk_contracts import CloudEventHeaders
 from sqlalchemy.exc import OperationalError
 
-import service.command_worker as worker_module
-import service.dead_letters as dead_letters_module
-from service.command_worker import CommandWorker
-from service.dead_letters import DeadLetters, dead_letter_of
-from service.handlers import CommandProcessor
+import service.adapters.dead_letters as dead_letters_module
+import service.entrypoints.command_worker as worker_module
+from service.adapters.dead_letters import DeadLetters, dead_letter_of
+from service.entrypoints.command_worker import CommandWorker
+from service.service_layer.handlers import CommandProcessor
 
 
 @pytest.fixture(autouse=True)

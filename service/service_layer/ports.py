@@ -10,7 +10,7 @@ from typing import Protocol, Self
 from uuid import UUID
 
 from service.domain.model import SipTrunk
-from service.messages import OutgoingMessage
+from service.service_layer.messages import OutgoingMessage
 
 __all__ = [
     "Outbox",

@@ -14,8 +14,8 @@ from urllib.parse import urlencode
 
 from sip_trunk_contracts import FieldError, format_utc
 
-from service.gateway.problems import Code, ProblemError
-from service.gateway.read_model import OrderKey, parse_instant
+from service.entrypoints.gateway.problems import Code, ProblemError
+from service.entrypoints.gateway.read_model import OrderKey, parse_instant
 
 __all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "decode_cursor", "encode_cursor", "next_link"]
 

@@ -21,9 +21,9 @@ from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from service.handlers import CommandProcessor
-from service.inbound import Command, Unrecognisable, read_command
 from service.logs import get_logger
+from service.service_layer.handlers import CommandProcessor
+from service.service_layer.inbound import Command, Unrecognisable, read_command
 
 __all__ = ["CommandWorker", "DeadLetterSink", "Record", "where"]
 

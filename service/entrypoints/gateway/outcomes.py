@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sip_trunk_contracts import TrunkCreated, TrunkDeleted, TrunkRejected, TrunkUpdated
 
 from service.adapters.command_bus import Outcome
-from service.gateway.problems import Code, ProblemError
+from service.entrypoints.gateway.problems import Code, ProblemError
 
 __all__ = ["BASE_PATH", "etag", "outcome_response", "trunk_response"]
 

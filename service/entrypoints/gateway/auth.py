@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import jwt
 
-from service.gateway.problems import Code, ProblemError
-from service.gateway.tokens import ALGORITHM
+from service.entrypoints.gateway.problems import Code, ProblemError
+from service.entrypoints.gateway.tokens import ALGORITHM
 
 __all__ = ["REALM", "Caller", "authenticate", "authorize"]
 

@@ -16,10 +16,15 @@ from fastapi.routing import APIRoute
 from sip_trunk_contracts.strict_json import MAX_DEPTH
 
 from service.adapters.command_bus import BrokerUnavailable
-from service.gateway.auth import Caller, authenticate, authorize
-from service.gateway.backend import Backend
-from service.gateway.commands import Command, create_command, delete_command, update_command
-from service.gateway.inputs import (
+from service.entrypoints.gateway.auth import Caller, authenticate, authorize
+from service.entrypoints.gateway.backend import Backend
+from service.entrypoints.gateway.commands import (
+    Command,
+    create_command,
+    delete_command,
+    update_command,
+)
+from service.entrypoints.gateway.inputs import (
     JSON,
     MAX_IDEMPOTENCY_KEY,
     MERGE_PATCH_JSON,
@@ -28,11 +33,16 @@ from service.gateway.inputs import (
     parse_trunk_id,
     read_json_object,
 )
-from service.gateway.openapi import CREATE_BODY, PATCH_BODY, documented
-from service.gateway.outcomes import BASE_PATH, outcome_response, trunk_response
-from service.gateway.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, next_link
-from service.gateway.problems import Code, ProblemError
-from service.gateway.tokens import READ_SCOPE, WRITE_SCOPE
+from service.entrypoints.gateway.openapi import CREATE_BODY, PATCH_BODY, documented
+from service.entrypoints.gateway.outcomes import BASE_PATH, outcome_response, trunk_response
+from service.entrypoints.gateway.pagination import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    decode_cursor,
+    next_link,
+)
+from service.entrypoints.gateway.problems import Code, ProblemError
+from service.entrypoints.gateway.tokens import READ_SCOPE, WRITE_SCOPE
 from service.logs import get_logger
 
 __all__ = ["Gateway", "allowed_methods", "probes", "trunks"]

@@ -26,7 +26,7 @@ from service.adapters.leases import lease_for
 from service.bootstrap import Container
 from service.domain import rules
 from service.logs import get_logger
-from service.outgoing import Cause
+from service.service_layer.outgoing import Cause
 
 __all__ = ["SystemTrunksFileError", "load_declarations", "provision_system_trunks"]
 

@@ -3,7 +3,8 @@
 Thin: it checks the shape of a request, turns a write into a command, and maps the outcome event
 to HTTP. Every error is an RFC 9457 problem document.
 
-`python -m service.gateway.app --openapi` prints the OpenAPI document (docs/openapi.json).
+`python -m service.entrypoints.gateway.app --openapi` prints the OpenAPI document
+(docs/openapi.json).
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ from starlette.exceptions import HTTPException
 
 from service.adapters.command_bus import Outcome
 from service.config import Settings
-from service.gateway.backend import Backend
-from service.gateway.middleware import RequestIdMiddleware
-from service.gateway.openapi import install_openapi
-from service.gateway.problems import Code, ProblemError, problem_response
-from service.gateway.read_model import ReadModel
-from service.gateway.routes import Gateway, allowed_methods, probes, trunks
-from service.gateway.tokens import jwt_secret
+from service.entrypoints.gateway.backend import Backend
+from service.entrypoints.gateway.middleware import RequestIdMiddleware
+from service.entrypoints.gateway.openapi import install_openapi
+from service.entrypoints.gateway.problems import Code, ProblemError, problem_response
+from service.entrypoints.gateway.read_model import ReadModel
+from service.entrypoints.gateway.routes import Gateway, allowed_methods, probes, trunks
+from service.entrypoints.gateway.tokens import jwt_secret
 
 __all__ = ["create_app", "openapi_document"]
 
@@ -123,7 +124,7 @@ def openapi_document() -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m service.gateway.app")
+    parser = argparse.ArgumentParser(prog="python -m service.entrypoints.gateway.app")
     parser.add_argument("--openapi", action="store_true", help="print the OpenAPI document")
     args = parser.parse_args(argv)
     if args.openapi:

@@ -33,7 +33,7 @@ from service.domain import rules
 from service.domain.errors import Rejected
 from service.domain.model import SipTrunk
 from service.logs import get_logger
-from service.outgoing import Cause
+from service.service_layer.outgoing import Cause
 
 __all__ = ["Finding", "ReconcileReport", "reconcile"]
 

@@ -12,7 +12,7 @@ from sip_trunk_contracts import CloudEventHeaders, InvalidHeaders
 
 from service.adapters import kafka_clients
 from service.config import Settings
-from service.gateway.read_model import ReadModel
+from service.entrypoints.gateway.read_model import ReadModel
 from service.logs import get_logger
 
 __all__ = ["StateFeed"]

@@ -22,8 +22,8 @@ from sip_trunk_contracts import (
 
 from service.domain.errors import Rejected
 from service.domain.model import SipTrunk
-from service.messages import OutgoingMessage
-from service.views import to_view
+from service.service_layer.messages import OutgoingMessage
+from service.service_layer.views import to_view
 
 __all__ = ["Cause", "MessageFactory"]
 

@@ -14,7 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
 from sip_trunk_contracts import TrunkView
 
-from service.gateway.problems import PROBLEM_JSON, STATUS, Code, Problem
+from service.entrypoints.gateway.problems import PROBLEM_JSON, STATUS, Code, Problem
 
 __all__ = ["CREATE_BODY", "PATCH_BODY", "documented", "install_openapi"]
 

@@ -8,8 +8,8 @@ from typing import Any, Protocol
 
 from service.adapters.command_bus import CommandBus, Outcome
 from service.config import Settings
-from service.gateway.read_model import ReadModel
-from service.gateway.state_feed import StateFeed
+from service.entrypoints.gateway.read_model import ReadModel
+from service.entrypoints.gateway.state_feed import StateFeed
 
 __all__ = ["Backend", "KafkaBackend"]
 

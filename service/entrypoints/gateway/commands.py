@@ -17,7 +17,7 @@ from uuid import UUID
 
 from sip_trunk_contracts import CreateSipTrunk, DeleteSipTrunk, FieldError, UpdateSipTrunk
 
-from service.gateway.problems import Code, ProblemError
+from service.entrypoints.gateway.problems import Code, ProblemError
 
 __all__ = ["IDEMPOTENCY_NAMESPACE", "Command", "create_command", "delete_command", "update_command"]
 

@@ -11,7 +11,7 @@ from fastapi import Request
 from sip_trunk_contracts import FieldError
 from sip_trunk_contracts.strict_json import MAX_DEPTH, JsonError, loads
 
-from service.gateway.problems import Code, ProblemError
+from service.entrypoints.gateway.problems import Code, ProblemError
 
 __all__ = [
     "BODY_TIMEOUT_S",

@@ -17,11 +17,11 @@ from sip_trunk_contracts import CreateSipTrunk, DeleteSipTrunk, UpdateSipTrunk
 
 from service.domain import rules
 from service.domain.errors import Reason, Rejected, ValidationFailed
-from service.inbound import Command
 from service.logs import get_logger
-from service.messages import OutgoingMessage
-from service.outgoing import Cause, MessageFactory
-from service.ports import ProcessedCommand, TrunkProvider, UnitOfWork
+from service.service_layer.inbound import Command
+from service.service_layer.messages import OutgoingMessage
+from service.service_layer.outgoing import Cause, MessageFactory
+from service.service_layer.ports import ProcessedCommand, TrunkProvider, UnitOfWork
 
 __all__ = ["CommandProcessor", "MonotonicClock", "Services", "handle_command"]
 

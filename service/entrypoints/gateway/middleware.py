@@ -14,7 +14,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.gateway.problems import Code, ProblemError, problem_response
+from service.entrypoints.gateway.problems import Code, ProblemError, problem_response
 from service.logs import get_logger
 
 __all__ = ["REQUEST_ID", "RequestIdMiddleware", "request_id_of"]
