@@ -28,8 +28,9 @@ from livekit import api
 from service.domain.errors import Reason, Rejected
 from service.domain.model import SipTrunk
 from service.logs import get_logger
+from service.service_layer.ports import ListedTrunk
 
-__all__ = ["LiveKitProvider", "NotAtLiveKit", "ours", "outbound_trunk"]
+__all__ = ["LiveKitProvider", "NotAtLiveKit", "held", "ours", "outbound_trunk", "same"]
 
 log = get_logger(__name__)
 
@@ -115,7 +116,12 @@ COMPARED = (
 
 
 def same(a: api.SIPOutboundTrunkInfo, b: api.SIPOutboundTrunkInfo) -> bool:
-    return all(_plain(getattr(a, f)) == _plain(getattr(b, f)) for f in COMPARED)
+    return held(a) == held(b)
+
+
+def held(info: api.SIPOutboundTrunkInfo) -> dict[str, object]:
+    """The fields this service sets, as plain values: equal when no field differs."""
+    return {f: _plain(getattr(info, f)) for f in COMPARED}
 
 
 def _plain(value: Any) -> Any:
@@ -181,16 +187,19 @@ class LiveKitProvider:
         request = api.DeleteSIPTrunkRequest(sip_trunk_id=provider_id)
         await self._call("delete", lambda sip: sip.delete_trunk(request))
 
-    async def list_trunks(self) -> list[api.SIPOutboundTrunkInfo]:
+    async def list_trunks(self) -> list[ListedTrunk]:
         request = api.ListSIPOutboundTrunkRequest()
         response = await self._call("list", lambda sip: sip.list_outbound_trunk(request))
-        return list(response.items)
+        return [
+            ListedTrunk(str(info.sip_trunk_id), ours(info, self.owner), held(info))
+            for info in response.items
+        ]
+
+    def in_step(self, trunk: SipTrunk, listed: ListedTrunk) -> bool:
+        return held(self.to_info(trunk)) == listed.held
 
     def to_info(self, trunk: SipTrunk) -> api.SIPOutboundTrunkInfo:
         return outbound_trunk(trunk, self.default_number, self.owner)
-
-    def made_by_us(self, info: api.SIPOutboundTrunkInfo) -> str | None:
-        return ours(info, self.owner)
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -23,7 +23,7 @@ from service.adapters.encryption import PasswordCipher
 from service.adapters.schema import outbox, processed_commands, sip_trunks
 from service.domain.model import Credentials, Gateway, SipTrunk
 from service.service_layer.messages import OutgoingMessage
-from service.service_layer.ports import ProcessedCommand
+from service.service_layer.ports import ConcurrentModification, ProcessedCommand
 
 __all__ = ["ConcurrentModification", "SqlUnitOfWork", "utc"]
 
@@ -40,10 +40,6 @@ _DELETE_TRUNK = delete(sip_trunks).where(sip_trunks.c.id == bindparam("b_id"))
 def utc(value: datetime) -> datetime:
     """SQLite hands back naive datetimes: they were written as UTC."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class ConcurrentModification(RuntimeError):
-    """Another transaction changed the trunk since it was read: the command is retried."""
 
 
 def _one_row(rowcount: int, trunk_id: UUID) -> None:

@@ -14,11 +14,9 @@ from typing import Any
 
 from sip_trunk_contracts import CreateSipTrunk, DeleteSipTrunk, UpdateSipTrunk, strict_json
 
+from service import bootstrap
 from service.adapters import kafka_clients
-from service.adapters.command_bus import CommandBus
-from service.adapters.database import create_engine, migrate
 from service.adapters.kafka_topics import ensure_topics
-from service.bootstrap import build
 from service.config import Settings
 from service.entrypoints.relay import run_relay
 from service.entrypoints.worker import run_worker
@@ -42,12 +40,7 @@ async def _until_signalled(run: Callable[[asyncio.Event], Awaitable[None]]) -> N
 
 
 async def _migrate(settings: Settings) -> None:
-    engine = create_engine(settings.resolved_database_url)
-    try:
-        await migrate(engine)
-    finally:
-        await engine.dispose()
-    print(f"schema up to date: {engine.url.render_as_string(hide_password=True)}")
+    print(f"schema up to date: {await bootstrap.migrate_schema(settings)}")
 
 
 async def _topics(settings: Settings) -> None:
@@ -69,7 +62,7 @@ async def _send(settings: Settings, args: argparse.Namespace) -> int:
         body |= {"changes": data}
     if args.command != "create" and args.expected_version is not None:
         body["expectedVersion"] = args.expected_version
-    bus = CommandBus(settings, source="/cli")
+    bus = bootstrap.cli_bus(settings)
     await bus.start()
     try:
         outcome = await bus.request(
@@ -93,10 +86,9 @@ async def _send(settings: Settings, args: argparse.Namespace) -> int:
 async def _gateway(settings: Settings) -> None:
     import uvicorn  # the gateway's own dependency: the other commands do not pay for it
 
-    from service.entrypoints.gateway.app import create_app
-    from service.entrypoints.gateway.backend import KafkaBackend
+    from service.entrypoints.gateway.app import gateway_app
 
-    app = create_app(settings, KafkaBackend(settings))
+    app = gateway_app(settings)
     config = uvicorn.Config(
         app,
         host=settings.gateway_host,
@@ -109,17 +101,15 @@ async def _gateway(settings: Settings) -> None:
 
 
 async def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
-    from service.service_layer.reconcile import reconcile
-
     if settings.provider != "livekit":
         print(
             "reconcile needs PROVIDER=livekit (and LIVEKIT_URL, _API_KEY, _API_SECRET)",
             file=sys.stderr,
         )
         return 2
-    container = await build(settings)
+    container = await bootstrap.build(settings)
     try:
-        report = await reconcile(container, orphan_grace_s=args.orphan_grace)
+        report = await container.reconcile(orphan_grace_s=args.orphan_grace)
     finally:
         await container.close()
     print(f"{'action':<18} {'trunk':<36}  {'provider trunk':<16} note")

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
 from faststream import AckPolicy, FastStream
 from faststream.kafka import Topic
@@ -26,15 +25,11 @@ from faststream.kafka.message import KafkaAckableMessage
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.adapters import kafka_clients
-from service.adapters.dead_letters import DeadLetters
-from service.adapters.kafka_topics import ensure_topics
-from service.bootstrap import Container, build
+from service import bootstrap
+from service.bootstrap import Container, WorkerGraph
 from service.config import Settings
 from service.entrypoints.command_worker import CommandWorker, Record
 from service.logs import get_logger
-from service.service_layer.reconcile import reconcile
-from service.service_layer.system_trunks import provision_system_trunks
 
 __all__ = ["create_app", "run_worker"]
 
@@ -77,15 +72,15 @@ def _rewind(consumer: AIOKafkaConsumer, records: Sequence[Record]) -> None:
             consumer.seek(tp, offset)
 
 
-def create_app(container: Container, dlt_producer: AIOKafkaProducer) -> FastStream:
+def create_app(graph: WorkerGraph) -> FastStream:
+    """The worker's Kafka subscriber over the graph the composition root built."""
+    container, broker, membership = graph.container, graph.broker, graph.membership
     settings = container.settings
     worker = CommandWorker(
         container.processor,
-        DeadLetters(dlt_producer, settings.topics.dlt),
+        graph.dead_letters,
         lambda: _database_answers(container.engine),
     )
-    broker = kafka_clients.broker(settings, logger=logging.getLogger("faststream"))
-    membership = kafka_clients.worker_membership(settings)
 
     async def raw_records(records: tuple[Record, ...]) -> KafkaAckableMessage:
         # Hand the records over untouched: garbage bytes, tombstones and odd headers are ours
@@ -132,28 +127,22 @@ def create_app(container: Container, dlt_producer: AIOKafkaProducer) -> FastStre
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     """Migrate, create topics, provision system trunks, then consume until `stop` is set."""
-    container = await build(settings, until=stop)
-    dlt_producer = kafka_clients.producer(settings)
     try:
-        await ensure_topics(settings)
-        await dlt_producer.start()
-        await provision_system_trunks(container)
-        app = create_app(container, dlt_producer)
-        periodic = asyncio.create_task(_reconcile_periodically(container, stop))
-        async with app:
-            log.info("worker.started", topic=settings.topics.commands)
-            await stop.wait()
-        await periodic
+        async with bootstrap.worker(settings, until=stop) as graph:
+            app = create_app(graph)
+            periodic = asyncio.create_task(_reconcile_periodically(graph.container, stop))
+            async with app:
+                log.info("worker.started", topic=settings.topics.commands)
+                await stop.wait()
+            await periodic
     finally:
-        await dlt_producer.stop()
-        await container.close()
         log.info("worker.stopped")
 
 
 async def _reconcile_periodically(container: Container, stop: asyncio.Event) -> None:
     """Every RECONCILE_INTERVAL_S (with a provider): repairs what a crash or a hand left behind."""
     interval = container.settings.reconcile_interval_s
-    if container.livekit is None or interval <= 0:
+    if container.listing is None or interval <= 0:
         return
 
     seen: dict[str, float] = {}  # orphans across runs: deleted once orphaned for the grace
@@ -163,6 +152,6 @@ async def _reconcile_periodically(container: Container, stop: asyncio.Event) -> 
         if stop.is_set():
             return
         try:
-            await reconcile(container, seen=seen)
+            await container.reconcile(seen=seen)
         except Exception as exc:  # LiveKit or the database down: try again next time
             log.warning("reconcile.failed", error=f"{type(exc).__name__}: {exc}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -13,13 +13,22 @@ from service.domain.model import SipTrunk
 from service.service_layer.messages import OutgoingMessage
 
 __all__ = [
+    "ConcurrentModification",
+    "Lease",
+    "ListedTrunk",
     "Outbox",
     "ProcessedCommand",
     "ProcessedCommands",
+    "ProviderListing",
     "TrunkProvider",
     "TrunkRepository",
     "UnitOfWork",
+    "UnitOfWorkFactory",
 ]
+
+
+class ConcurrentModification(RuntimeError):
+    """Another transaction changed the trunk since it was read (a unit of work's version guard)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +81,20 @@ class UnitOfWork(Protocol):
     async def commit(self) -> None: ...
 
 
+# A fresh unit of work (one transaction) per call.
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+class Lease(Protocol):
+    """One active holder per database of a named job (reconcile, system trunks)."""
+
+    async def held(self) -> bool:
+        """True when this process may run the job now (acquiring the lease if it is free)."""
+        ...
+
+    async def release(self) -> None: ...
+
+
 class TrunkProvider(Protocol):
     """The provider trunk (LiveKit) kept in step with ours.
 
@@ -85,3 +108,31 @@ class TrunkProvider(Protocol):
         ...
 
     async def delete(self, trunk: SipTrunk) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ListedTrunk:
+    """A trunk as the provider lists it."""
+
+    provider_id: str
+    # Our trunk it was made for, read from its metadata; None when this deployment did not make
+    # it (never touched then).
+    trunk_id: str | None
+    # What the provider holds for the fields this service sets, comparable with `==`.
+    held: Mapping[str, object]
+
+
+class ProviderListing(TrunkProvider, Protocol):
+    """A provider whose trunks can be listed and repaired one by one: what `reconcile` needs."""
+
+    async def create(self, trunk: SipTrunk) -> str: ...
+    async def list_trunks(self) -> list[ListedTrunk]: ...
+    def in_step(self, trunk: SipTrunk, listed: ListedTrunk) -> bool:
+        """True when the provider's trunk holds what `trunk` maps to (no drift)."""
+        ...
+
+    async def replace(self, trunk: SipTrunk, provider_id: str) -> str:
+        """Push `trunk` in full; made anew (a new id) when the provider no longer has it."""
+        ...
+
+    async def delete_id(self, provider_id: str) -> None: ...

@@ -15,6 +15,9 @@ repaired (skipped if it changed meanwhile), so a command committed during a run 
 for drift or for a missing provider trunk. Provider trunks without our metadata are never
 deleted. One reconciler runs at a time per database (a lease), its database writes are short and
 version-guarded, and its report holds ids and counts, nothing secret.
+
+It sees the world through ports only: the provider's listing (`ProviderListing`), a unit-of-work
+factory and a lease; the composition root (`service/bootstrap.py`) hands them in.
 """
 
 from __future__ import annotations
@@ -23,17 +26,20 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
-from service.adapters.leases import lease_for
-from service.adapters.livekit_provider import LiveKitProvider, same
-from service.adapters.sql_unit_of_work import ConcurrentModification
-from service.bootstrap import Container
 from service.domain import rules
 from service.domain.errors import Rejected
 from service.domain.model import SipTrunk
 from service.logs import get_logger
+from service.service_layer.handlers import Services
 from service.service_layer.outgoing import Cause
+from service.service_layer.ports import (
+    ConcurrentModification,
+    Lease,
+    ListedTrunk,
+    ProviderListing,
+    UnitOfWorkFactory,
+)
 
 __all__ = ["Finding", "ReconcileReport", "reconcile"]
 
@@ -61,43 +67,48 @@ class ReconcileReport:
         self.findings.append(Finding(action, trunk_id, provider_id or "-", note))
 
 
+@dataclass(frozen=True, slots=True)
+class _Run:
+    provider: ProviderListing
+    unit_of_work: UnitOfWorkFactory
+    services: Services  # its clock and messages; the provider is the listing above
+
+
 async def reconcile(
-    container: Container,
+    provider: ProviderListing,
+    unit_of_work: UnitOfWorkFactory,
+    services: Services,
+    lease: Lease,
     *,
     orphan_grace_s: float = ORPHAN_GRACE_S,
     seen: dict[str, float] | None = None,
 ) -> ReconcileReport:
     """One run. `seen` (provider id -> when first seen orphaned) carries over between runs."""
-    provider = container.livekit
-    if provider is None:
-        raise ValueError("reconcile needs PROVIDER=livekit")
-    lease = lease_for(container.engine, "reconcile")
     if not await lease.held():
         log.info("reconcile.skipped", reason="another reconciler is running")
         return ReconcileReport()
+    run = _Run(provider, unit_of_work, services)
     try:
-        report = await _reconcile(container, provider, orphan_grace_s, {} if seen is None else seen)
+        report = await _reconcile(run, orphan_grace_s, {} if seen is None else seen)
     finally:
         await lease.release()
     log.info("reconcile.done", **report.counts())
     return report
 
 
-async def _reconcile(
-    container: Container, provider: LiveKitProvider, grace_s: float, seen: dict[str, float]
-) -> ReconcileReport:
+async def _reconcile(run: _Run, grace_s: float, seen: dict[str, float]) -> ReconcileReport:
     report = ReconcileReport()
-    async with container.unit_of_work() as uow:  # read only: no lock held during LiveKit calls
+    async with run.unit_of_work() as uow:  # read only: no lock held during provider calls
         trunks = await uow.trunks.list_all()
-    remote = {info.sip_trunk_id: info for info in await provider.list_trunks()}
+    remote = {listed.provider_id: listed for listed in await run.provider.list_trunks()}
     for trunk in trunks:
-        info = remote.pop(trunk.provider_id, None) if trunk.provider_id else None
+        theirs = remote.pop(trunk.provider_id, None) if trunk.provider_id else None
         try:
-            await _repair(container, provider, trunk, info, report)
+            await _repair(run, trunk, theirs, report)
         except Rejected as refusal:
             report.add("failed", str(trunk.id), trunk.provider_id, refusal.detail)
     now = time.monotonic()
-    orphans = {pid: provider.made_by_us(info) for pid, info in remote.items()}
+    orphans = {pid: listed.trunk_id for pid, listed in remote.items()}
     for provider_id in list(seen):
         if provider_id not in orphans:
             del seen[provider_id]  # gone, or claimed by a commit
@@ -105,14 +116,14 @@ async def _reconcile(
         if trunk_id is None:
             continue  # not made by this deployment: never touched
         first = seen.setdefault(provider_id, now)
-        current = await _current(container, trunk_id)
+        current = await _current(run, trunk_id)
         if current is not None and current.provider_id == provider_id:
             report.add("in_step", trunk_id, provider_id, "committed during this run")
         elif now - first < grace_s:
             report.add("skipped", trunk_id, provider_id, f"orphan for < {grace_s:.0f} s")
         else:
             try:
-                await provider.delete_id(provider_id)
+                await run.provider.delete_id(provider_id)
                 seen.pop(provider_id, None)
                 report.add("orphan_deleted", trunk_id, provider_id)
             except Rejected as refusal:
@@ -120,45 +131,42 @@ async def _reconcile(
     return report
 
 
-async def _current(container: Container, trunk_id: str) -> SipTrunk | None:
+async def _current(run: _Run, trunk_id: str) -> SipTrunk | None:
     try:
         key = uuid.UUID(trunk_id)
     except ValueError:
         return None
-    async with container.unit_of_work() as uow:
+    async with run.unit_of_work() as uow:
         return await uow.trunks.get(key)
 
 
 async def _repair(
-    container: Container,
-    provider: LiveKitProvider,
-    listed: SipTrunk,
-    info: Any,
-    report: ReconcileReport,
+    run: _Run, read: SipTrunk, theirs: ListedTrunk | None, report: ReconcileReport
 ) -> None:
-    trunk = await _current(container, str(listed.id))
-    if trunk is None or trunk.version != listed.version:
-        report.add("skipped", str(listed.id), listed.provider_id, "changed during this run")
-    elif info is None:
-        new_id = await provider.create(trunk)
-        await _record_provider_id(container, trunk, new_id)
+    """`read`: our trunk as the run first read it; `theirs`: the provider trunk it points at."""
+    trunk = await _current(run, str(read.id))
+    if trunk is None or trunk.version != read.version:
+        report.add("skipped", str(read.id), read.provider_id, "changed during this run")
+    elif theirs is None:
+        new_id = await run.provider.create(trunk)
+        await _record_provider_id(run, trunk, new_id)
         report.add("missing_recreated", str(trunk.id), new_id)
-    elif not same(provider.to_info(trunk), info):
+    elif not run.provider.in_step(trunk, theirs):
         assert trunk.provider_id is not None
-        new_id = await provider.replace(trunk, trunk.provider_id)
+        new_id = await run.provider.replace(trunk, trunk.provider_id)
         if new_id != trunk.provider_id:
-            await _record_provider_id(container, trunk, new_id)
+            await _record_provider_id(run, trunk, new_id)
         report.add("drift_repaired", str(trunk.id), new_id)
     else:
         report.add("in_step", str(trunk.id), trunk.provider_id)
 
 
-async def _record_provider_id(container: Container, trunk: SipTrunk, provider_id: str) -> None:
-    svc = container.services
+async def _record_provider_id(run: _Run, trunk: SipTrunk, provider_id: str) -> None:
+    svc = run.services
     change = rules.reassign_provider(trunk, provider_id, svc.clock())
     cause = Cause(correlation_id=f"reconcile:{uuid.uuid4()}")
     try:
-        async with container.unit_of_work() as uow:
+        async with run.unit_of_work() as uow:
             await uow.trunks.update(change.trunk)  # version-guarded: a newer command wins
             await uow.outbox.add(
                 [

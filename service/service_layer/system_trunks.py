@@ -22,11 +22,11 @@ from uuid import UUID
 
 import yaml
 
-from service.adapters.leases import lease_for
-from service.bootstrap import Container
 from service.domain import rules
 from service.logs import get_logger
+from service.service_layer.handlers import Services
 from service.service_layer.outgoing import Cause
+from service.service_layer.ports import Lease, UnitOfWorkFactory
 
 __all__ = ["SystemTrunksFileError", "load_declarations", "provision_system_trunks"]
 
@@ -68,16 +68,16 @@ def _where(exc: Exception) -> str:
     return f"YAML (line {mark.line + 1}, column {mark.column + 1})" if mark else "YAML/JSON"
 
 
-async def provision_system_trunks(container: Container) -> int:
-    """Create or update every declared system trunk; return how many changed.
+async def provision_system_trunks(
+    path: Path | None, unit_of_work: UnitOfWorkFactory, services: Services, lease: Lease
+) -> int:
+    """Create or update every trunk declared in `path`; return how many changed.
 
-    Workers starting together take turns (a lease): one provisions, the others find it done.
+    Workers starting together take turns (`lease`): one provisions, the others find it done.
     """
-    path = container.settings.system_trunks_file
     if path is None:
         return 0
     declarations = load_declarations(path)
-    lease = lease_for(container.engine, "system-trunks")
     for _ in range(300):  # wait for a worker provisioning right now (at most ~30 s)
         if await lease.held():
             break
@@ -85,18 +85,20 @@ async def provision_system_trunks(container: Container) -> int:
     else:
         raise SystemTrunksFileError("another worker held the system-trunks lease for 30 s")
     try:
-        return await _provision(container, path, declarations)
+        return await _provision(unit_of_work, services, path, declarations)
     finally:
         await lease.release()
 
 
 async def _provision(
-    container: Container, path: Path, declarations: list[tuple[UUID, dict[str, Any]]]
+    unit_of_work: UnitOfWorkFactory,
+    svc: Services,
+    path: Path,
+    declarations: list[tuple[UUID, dict[str, Any]]],
 ) -> int:
-    svc = container.services
     cause = Cause(correlation_id=f"system-trunks:{uuid.uuid4()}")
     changed = 0
-    async with container.unit_of_work() as uow:
+    async with unit_of_work() as uow:
         for trunk_id, fields in declarations:
             existing = await uow.trunks.get(trunk_id)
             change = rules.upsert_system_trunk(

@@ -18,7 +18,6 @@ from livekit import api
 from service.adapters.kafka_topics import ensure_topics
 from service.bootstrap import build
 from service.config import Settings
-from service.service_layer.reconcile import reconcile
 from tests.conftest import (
     KAFKA_BOOTSTRAP,
     LIVEKIT_API_KEY,
@@ -193,9 +192,9 @@ async def test_crash_between_provider_call_and_commit_then_reconcile(
     try:
         # LiveKit keeps no creation time: an orphan waits out the grace, counted from when this
         # process first saw it (it might belong to a command in flight).
-        first = await reconcile(container, orphan_grace_s=30, seen=seen)
+        first = await container.reconcile(orphan_grace_s=30, seen=seen)
         assert first.counts() == {"in_step": 1, "skipped": 1}
-        report = await reconcile(container, orphan_grace_s=0, seen=seen)
+        report = await container.reconcile(orphan_grace_s=0, seen=seen)
     finally:
         await container.close()
     assert report.counts() == {"in_step": 1, "orphan_deleted": 1}
@@ -213,7 +212,7 @@ async def test_drift_at_livekit_is_repaired(livekit: api.LiveKitAPI, tmp_path: P
     await livekit.sip.update_outbound_trunk(provider_id, info)
     container = await build(settings)
     try:
-        report = await reconcile(container, orphan_grace_s=0)
+        report = await container.reconcile(orphan_grace_s=0)
     finally:
         await container.close()
     assert report.counts() == {"drift_repaired": 1}

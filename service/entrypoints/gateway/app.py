@@ -23,19 +23,31 @@ from pydantic import SecretStr
 from sip_trunk_contracts import FieldError
 from starlette.exceptions import HTTPException
 
+from service import bootstrap
 from service.adapters.command_bus import Outcome
 from service.config import Settings
-from service.entrypoints.gateway.backend import Backend
+from service.entrypoints.gateway.backend import Backend, KafkaBackend
 from service.entrypoints.gateway.middleware import RequestIdMiddleware
 from service.entrypoints.gateway.openapi import install_openapi
 from service.entrypoints.gateway.problems import Code, ProblemError, problem_response
 from service.entrypoints.gateway.read_model import ReadModel
 from service.entrypoints.gateway.routes import Gateway, allowed_methods, probes, trunks
+from service.entrypoints.gateway.state_feed import StateFeed
 from service.entrypoints.gateway.tokens import jwt_secret
 
-__all__ = ["create_app", "openapi_document"]
+__all__ = ["create_app", "gateway_app", "openapi_document"]
 
 _HTTP_CODES = {404: Code.NOT_FOUND, 405: Code.METHOD_NOT_ALLOWED, 413: Code.PAYLOAD_TOO_LARGE}
+
+
+def gateway_app(settings: Settings) -> FastAPI:
+    """The gateway as it runs: its read model, fed by the state topic and by every outcome event
+    its command bus (built by `service.bootstrap`) reads."""
+    reads = ReadModel()
+    topic = settings.topics.state
+    bus = bootstrap.gateway_bus(settings, on_event=reads.apply)
+    backend = KafkaBackend(reads, bus, StateFeed(settings, topic, reads), topic)
+    return create_app(settings, backend)
 
 
 def create_app(settings: Settings, backend: Backend) -> FastAPI:

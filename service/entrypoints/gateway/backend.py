@@ -7,16 +7,10 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from service.adapters.command_bus import CommandBus, Outcome
-from service.config import Settings
 from service.entrypoints.gateway.read_model import ReadModel
 from service.entrypoints.gateway.state_feed import StateFeed
 
 __all__ = ["Backend", "KafkaBackend"]
-
-
-# One `ce_source` for every gateway instance, fixed: commands are told apart by source + id, so
-# an Idempotency-Key retried on another instance must be the very same command.
-GATEWAY_SOURCE = "/gateway"
 
 
 class Backend(Protocol):
@@ -42,17 +36,16 @@ class Backend(Protocol):
 
 
 class KafkaBackend:
-    def __init__(self, settings: Settings) -> None:
-        self.reads = ReadModel()
-        self._bus = CommandBus(
-            settings,
-            GATEWAY_SOURCE,
-            on_event=self.reads.apply,
-            publish_timeout_s=settings.gateway_publish_timeout_s,
-        )
+    """The command bus and the state feed around one read model (`gateway_app` builds it)."""
+
+    def __init__(
+        self, reads: ReadModel, bus: CommandBus, feed: StateFeed, state_topic: str
+    ) -> None:
+        self.reads = reads
+        self._bus = bus
         self.request = self._bus.request  # the bus's own request-reply, as the protocol asks
-        self._state_topic = settings.topics.state
-        self._feed = StateFeed(settings, self._state_topic, self.reads)
+        self._state_topic = state_topic
+        self._feed = feed
 
     async def start(self) -> None:
         await self._bus.start()
