@@ -95,6 +95,10 @@ class CloudEventHeaders:
 
     def to_kafka(self) -> list[tuple[str, bytes]]:
         """Kafka headers; ``ce_causationid`` only when set."""
+        return [(key, value.encode()) for key, value in self.to_text()]
+
+    def to_text(self) -> list[tuple[str, str]]:
+        """The headers of :meth:`to_kafka` before UTF-8 encoding (e.g. to store them as text)."""
         headers = [
             ("ce_specversion", SPECVERSION),
             ("ce_id", self.id),
@@ -106,7 +110,7 @@ class CloudEventHeaders:
         ]
         if self.causation_id is not None:
             headers.append(("ce_causationid", self.causation_id))
-        return [(key, value.encode()) for key, value in headers]
+        return headers
 
     @classmethod
     def from_kafka(cls, headers: Sequence[tuple[str, bytes | None]]) -> CloudEventHeaders:

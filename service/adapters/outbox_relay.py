@@ -30,6 +30,7 @@ from service.adapters.database import READ_ONLY
 from service.adapters.leases import lease_for
 from service.adapters.schema import outbox, outbox_parked, processed_commands
 from service.logs import get_logger
+from service.service_layer.messages import kafka_headers
 
 __all__ = ["OutboxRelay", "RestoreTopics"]
 
@@ -102,7 +103,7 @@ class OutboxRelay:
                 row.topic,
                 key=row.key.encode(),
                 value=row.payload,
-                headers=[(name, value.encode()) for name, value in row.headers],
+                headers=kafka_headers(row.headers),
             )
             for row in rows
         ]

@@ -34,6 +34,7 @@ from uuid import UUID
 
 from sip_trunk_contracts import MASKED_PASSWORD
 
+from service.domain.document import to_document
 from service.domain.errors import (
     AlreadyExists,
     FieldError,
@@ -46,6 +47,7 @@ from service.domain.merge_patch import apply_merge_patch
 from service.domain.model import Credentials, SipTrunk, TrunkChange
 from service.domain.validation import (
     INVALID,
+    WRITABLE_FIELDS,
     TrunkFields,
     check_patch_keys,
     check_trunk_fields,
@@ -231,7 +233,7 @@ def _patched(trunk: SipTrunk, changes: object) -> TrunkFields:
     errors: list[FieldError] = []
     check_patch_keys(changes, errors)
     patch = _unmasked(changes, trunk.authentication, errors)
-    merged = apply_merge_patch(_document(trunk), patch)
+    merged = apply_merge_patch(_writable_document(trunk), patch)
     assert isinstance(merged, Mapping)  # an object patch always yields an object
     values = check_trunk_fields(merged, errors)
     ensure_valid(errors)
@@ -255,16 +257,7 @@ def _unmasked(
     return {**changes, "authentication": {**auth, "password": stored.password}}
 
 
-def _document(trunk: SipTrunk) -> dict[str, object]:
+def _writable_document(trunk: SipTrunk) -> dict[str, object]:
     """The writable fields as the JSON document the merge patch applies to (plaintext password)."""
-    auth = trunk.authentication
-    return {
-        "name": trunk.name,
-        "gateways": [
-            {"ipOrDomain": g.ip_or_domain, "port": g.port, "name": g.name} for g in trunk.gateways
-        ],
-        "authentication": None
-        if auth is None
-        else {"username": auth.username, "password": auth.password},
-        "advanced": dict(trunk.advanced),
-    }
+    document = to_document(trunk, reveal_password=True)
+    return {key: document[key] for key in WRITABLE_FIELDS}

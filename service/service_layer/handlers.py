@@ -78,7 +78,7 @@ async def _create(
     svc.after_provider_call()
     trunk = rules.with_provider_id(change.trunk, provider_id)
     await uow.trunks.add(trunk)
-    return [svc.messages.created(trunk, cause), svc.messages.state(trunk, cause)]
+    return svc.messages.created(trunk, cause)
 
 
 async def _update(
@@ -94,16 +94,13 @@ async def _update(
         now=svc.clock(),
     )
     if not change.changed:  # nothing to store, nobody to call; the trunk as it is
-        return [svc.messages.updated(change.trunk, (), cause)]
+        return svc.messages.updated(change.trunk, (), cause)
     assert existing is not None  # update_trunk refuses a missing trunk
     provider_id = await svc.provider.update(existing, change.trunk)
     svc.after_provider_call()
     trunk = rules.with_provider_id(change.trunk, provider_id)
     await uow.trunks.update(trunk)
-    return [
-        svc.messages.updated(trunk, change.changed_fields, cause),
-        svc.messages.state(trunk, cause),
-    ]
+    return svc.messages.updated(trunk, change.changed_fields, cause)
 
 
 async def _delete(
@@ -117,7 +114,7 @@ async def _delete(
     await svc.provider.delete(deleted)
     svc.after_provider_call()
     await uow.trunks.delete(cmd.trunk_id)
-    return [svc.messages.deleted(deleted, cause), svc.messages.tombstone(cmd.trunk_id, cause)]
+    return svc.messages.deleted(deleted, cause)
 
 
 _HANDLERS: dict[str, Handler] = {

@@ -1,22 +1,36 @@
-"""A Kafka message the service will publish, as stored in the outbox (headers are UTF-8)."""
+"""A Kafka message the service will publish, as stored in the outbox.
+
+Headers have one form from the moment a message is made until the Kafka edge: `Headers`, pairs
+of text (name, value). The outbox and processed-command rows keep them as they are (JSON writes
+a pair as a 2-item array); `kafka_headers` encodes them to UTF-8 bytes at the edge, for the
+relay and anyone else handing them to a Kafka producer.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-__all__ = ["OutgoingMessage"]
+__all__ = ["Headers", "OutgoingMessage", "kafka_headers"]
+
+Headers = tuple[tuple[str, str], ...]
+
+
+def kafka_headers(headers: Iterable[Sequence[str]]) -> list[tuple[str, bytes]]:
+    """Text pairs (`Headers`, or their JSON arrays read back from a row) as Kafka headers."""
+    return [(name, value.encode()) for name, value in headers]
 
 
 @dataclass(frozen=True, slots=True)
 class OutgoingMessage:
     topic: str
     key: str
-    headers: tuple[tuple[str, str], ...]
+    headers: Headers
     payload: bytes | None  # None: a tombstone on the compacted state topic
 
     def kafka_headers(self) -> list[tuple[str, bytes]]:
-        return [(name, value.encode()) for name, value in self.headers]
+        return kafka_headers(self.headers)
 
     def header(self, name: str) -> str | None:
         return next((value for key, value in self.headers if key == name), None)
@@ -29,7 +43,7 @@ class OutgoingMessage:
         return {
             "topic": self.topic,
             "key": self.key,
-            "headers": [list(h) for h in self.headers],
+            "headers": self.headers,
             "payload": None if self.payload is None else self.payload.decode(),
         }
 
