@@ -1,12 +1,12 @@
 """Latency of the REST API as a user sees it: PATCH and GET over loopback on the dev stack.
 
-Starts the real processes (worker, relay, gateway: `tests/e2e/stack.py`, as `make run` does)
-on the running broker with a fresh SQLite database, creates one trunk, warms up, then sends
-BENCH_LATENCY_N (1000) sequential PATCHes that each change the name (so every one goes through
-Kafka, the worker, LiveKit, the database, the relay and back), then as many GETs (served from
-the read model). It does so twice in one run, with PROVIDER=livekit (the dev livekit-server)
-and PROVIDER=none, so the difference is what keeping LiveKit in step costs a command. Reports
-p50/p90/p99/max in milliseconds; also written to .dev/bench-latency.json.
+Starts the real processes (worker, relay, gateway: `service/entrypoints/processes.py`, as
+`make run` does) on the running broker with a fresh SQLite database, creates one trunk, warms up,
+then sends BENCH_LATENCY_N (1000) sequential PATCHes that each change the name (so every one
+goes through Kafka, the worker, LiveKit, the database, the relay and back), then as many GETs
+(served from the read model). It does so twice in one run, with PROVIDER=livekit (the dev
+livekit-server) and PROVIDER=none, so the difference is what keeping LiveKit in step costs a
+command. Reports p50/p90/p99/max in milliseconds; also written to .dev/bench-latency.json.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from service.config import Settings
-from tests.e2e.stack import running_stack
+from service.entrypoints.processes import running_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = "/api/v1/sip-trunks"

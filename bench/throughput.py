@@ -57,8 +57,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from service.adapters import kafka_clients
 from service.adapters.kafka_topics import ensure_topics
 from service.config import Settings
+from service.entrypoints.processes import start_process, stop_process
 from service.logs import configure_logging
-from tests.e2e.stack import start_process, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / ".dev" / "bench-latest.json"

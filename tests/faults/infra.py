@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.e2e.stack import start_process, stop_process
+from service.entrypoints.processes import start_process, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE = ROOT / ".dev" / "faults"

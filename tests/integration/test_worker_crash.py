@@ -17,8 +17,8 @@ from pathlib import Path
 
 from service.adapters.kafka_topics import ensure_topics
 from service.config import Settings
+from service.entrypoints.processes import start_process, stop_process
 from tests.conftest import KAFKA_BOOTSTRAP
-from tests.e2e.stack import start_process, stop_process
 from tests.integration.kafka_stack import CREATE, UPDATE, Client, headers_of
 
 TRUNKS = 150

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from service.adapters.kafka_topics import ensure_topics
 from service.config import Settings
+from service.entrypoints.processes import start_process, stop_process
 from tests.conftest import KAFKA_BOOTSTRAP
-from tests.e2e.stack import start_process, stop_process
 from tests.integration.kafka_stack import CREATE, Client
 
 SESSION_TIMEOUT_S = 10.0  # the consumer's default: what a restart waited for before

@@ -1,5 +1,4 @@
-"""Shared builders for the domain tests (imported by module name: pytest puts this folder on
-sys.path, and there is deliberately no conftest or package here)."""
+"""Shared builders for the domain tests, imported as `tests.unit.domain.domain_builders`."""
 
 from __future__ import annotations
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import copy
 
 import pytest
-from domain_builders import json_values
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.domain import apply_merge_patch
+from tests.unit.domain.domain_builders import json_values
 
 # RFC 7396, appendix A.
 RFC_EXAMPLES = [

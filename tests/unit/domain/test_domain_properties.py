@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from uuid import UUID
 
-from domain_builders import LATER, NOW, TENANT, json_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,6 +32,7 @@ from service.domain.validation import (
     check_name,
     check_port,
 )
+from tests.unit.domain.domain_builders import LATER, NOW, TENANT, json_values
 
 _ID = UUID(int=1)
 T = TypeVar("T")

@@ -8,7 +8,6 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from domain_builders import LATER, NOW, PASSWORD, TENANT, body, system_trunk, trunk
 
 from service.domain import (
     MASKED_PASSWORD,
@@ -24,6 +23,15 @@ from service.domain import (
     upsert_system_trunk,
     visible_to,
     with_provider_id,
+)
+from tests.unit.domain.domain_builders import (
+    LATER,
+    NOW,
+    PASSWORD,
+    TENANT,
+    body,
+    system_trunk,
+    trunk,
 )
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from domain_builders import body
 
 from service.domain import Credentials, Gateway, Reason, ValidationFailed, validate_trunk_body
 from service.domain.validation import INVALID, check_ip_or_domain, check_port
+from tests.unit.domain.domain_builders import body
 
 
 def errors_of(value: object) -> dict[str, str]:

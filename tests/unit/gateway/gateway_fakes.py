@@ -1,15 +1,13 @@
 """An in-memory Backend: the real handlers over a FakeDatabase, and a client for the app.
 
-Imported by module name (pytest puts this folder on sys.path; no conftest, no package).
+Imported as `tests.unit.gateway.gateway_fakes`.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -24,9 +22,7 @@ from service.entrypoints.gateway.read_model import ReadModel, TrunkRecord
 from service.entrypoints.gateway.tokens import READ_SCOPE, WRITE_SCOPE, mint_token
 from service.service_layer.inbound import read_command
 from service.service_layer.views import to_view
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "service"))
-from fakes import TOPICS, Harness, payload
+from tests.unit.service.fakes import TOPICS, Harness, payload
 
 SECRET = "test-secret-of-the-gateway-tests-0123456789-abcdefghij"
 TENANT = "tenant-a"

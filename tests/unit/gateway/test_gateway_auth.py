@@ -10,11 +10,11 @@ from uuid import uuid4
 import httpx
 import jwt
 import pytest
-from gateway_fakes import BASE, SECRET, TENANT, MemoryBackend, running_app, token
 
 from service.entrypoints.gateway.auth import authenticate
 from service.entrypoints.gateway.problems import ProblemError
 from service.entrypoints.gateway.tokens import READ_SCOPE
+from tests.unit.gateway.gateway_fakes import BASE, SECRET, TENANT, MemoryBackend, running_app, token
 
 CHALLENGE = 'Bearer realm="sip-trunks"'
 INVALID = 'Bearer realm="sip-trunks", error="invalid_token"'

@@ -10,16 +10,6 @@ from uuid import uuid4
 
 import httpx
 import pytest
-from gateway_fakes import (
-    BASE,
-    OTHER_TENANT,
-    SETTINGS,
-    TENANT,
-    MemoryBackend,
-    auth,
-    running_app,
-    token,
-)
 from sip_trunk_contracts import MASKED_PASSWORD
 from structlog.testing import capture_logs
 
@@ -29,6 +19,16 @@ from service.domain import Reason
 from service.entrypoints.gateway.app import create_app
 from service.entrypoints.gateway.commands import create_command
 from service.entrypoints.gateway.tokens import READ_SCOPE, WRITE_SCOPE
+from tests.unit.gateway.gateway_fakes import (
+    BASE,
+    OTHER_TENANT,
+    SETTINGS,
+    TENANT,
+    MemoryBackend,
+    auth,
+    running_app,
+    token,
+)
 
 PASSWORD = "Plaintext-Pa55word"
 TRUNK = {

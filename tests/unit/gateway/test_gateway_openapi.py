@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from gateway_fakes import running_app
 from sip_trunk_contracts import RejectionReason
 
 from service.entrypoints.gateway.app import main, openapi_document
 from service.entrypoints.gateway.problems import STATUS, Code
+from tests.unit.gateway.gateway_fakes import running_app
 
 CHECKED_IN = Path(__file__).parents[3] / "docs" / "openapi.json"
 REGENERATE = "python -m service.entrypoints.gateway.app --openapi > docs/openapi.json"

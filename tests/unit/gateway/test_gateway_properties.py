@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from gateway_fakes import BASE, auth, running_app, token
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.generation.modes import GenerationMode
@@ -22,6 +21,7 @@ from sip_trunk_contracts import MASKED_PASSWORD
 
 from service.entrypoints.gateway.app import openapi_document
 from service.entrypoints.gateway.tokens import READ_SCOPE
+from tests.unit.gateway.gateway_fakes import BASE, auth, running_app, token
 
 SEED = {
     "name": "Seed",

@@ -1,7 +1,6 @@
 """In-memory fakes of the service ports and small builders for the service-layer tests.
 
-Imported by module name (pytest puts this folder on sys.path; there is deliberately no
-conftest or package here). No I/O: no Kafka, no database.
+Imported as `tests.unit.service.fakes`. No I/O: no Kafka, no database.
 """
 
 from __future__ import annotations

@@ -8,7 +8,20 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from fakes import (
+from sip_trunk_contracts import (
+    MASKED_PASSWORD,
+    TrunkCreated,
+    TrunkDeleted,
+    TrunkRejected,
+    TrunkState,
+    TrunkUpdated,
+)
+
+from service.domain import Reason
+from service.service_layer.handlers import handle_command
+from service.service_layer.inbound import Command
+from service.service_layer.messages import OutgoingMessage
+from tests.unit.service.fakes import (
     CREATE,
     DELETE,
     OTHER_TENANT,
@@ -28,19 +41,6 @@ from fakes import (
     payload,
     update,
 )
-from sip_trunk_contracts import (
-    MASKED_PASSWORD,
-    TrunkCreated,
-    TrunkDeleted,
-    TrunkRejected,
-    TrunkState,
-    TrunkUpdated,
-)
-
-from service.domain import Reason
-from service.service_layer.handlers import handle_command
-from service.service_layer.inbound import Command
-from service.service_layer.messages import OutgoingMessage
 
 CREATED = TrunkCreated.CE_TYPE
 UPDATED = TrunkUpdated.CE_TYPE

@@ -9,7 +9,6 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from fakes import CREATE, DELETE, PASSWORD, TENANT, UPDATE, create_body
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sip_trunk_contracts import (
@@ -21,6 +20,7 @@ from sip_trunk_contracts import (
 )
 
 from service.service_layer.inbound import Command, Unrecognisable, read_command
+from tests.unit.service.fakes import CREATE, DELETE, PASSWORD, TENANT, UPDATE, create_body
 
 Headers = list[tuple[str, bytes | None]]
 

@@ -8,12 +8,12 @@ from dataclasses import replace
 from uuid import uuid4
 
 import pytest
-from fakes import START
 from livekit import api
 
 from service.adapters.livekit_provider import LiveKitProvider, ours, outbound_trunk
 from service.domain.errors import Reason, Rejected
 from service.domain.model import Credentials, Gateway, SipTrunk
+from tests.unit.service.fakes import START
 
 
 def trunk(**overrides: object) -> SipTrunk:

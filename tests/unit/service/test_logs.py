@@ -10,10 +10,10 @@ from uuid import uuid4
 
 import pytest
 import structlog
-from fakes import PASSWORD, Harness, create, update
 from sip_trunk_contracts import MASKED_PASSWORD as MASK
 
 from service.logs import configure_logging, redact
+from tests.unit.service.fakes import PASSWORD, Harness, create, update
 
 
 def redacted(**event: Any) -> dict[str, Any]:

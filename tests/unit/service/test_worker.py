@@ -10,7 +10,6 @@ from uuid import uuid4
 import pytest
 from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
-from fakes import CREATE, PASSWORD, Harness, create_body
 from sip_trunk_contracts import CloudEventHeaders
 from sqlalchemy.exc import OperationalError
 
@@ -19,6 +18,7 @@ import service.entrypoints.command_worker as worker_module
 from service.adapters.dead_letters import DeadLetters, dead_letter_of
 from service.entrypoints.command_worker import CommandWorker
 from service.service_layer.handlers import CommandProcessor
+from tests.unit.service.fakes import CREATE, PASSWORD, Harness, create_body
 
 
 @pytest.fixture(autouse=True)
