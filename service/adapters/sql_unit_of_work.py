@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.adapters.encryption import PasswordCipher
 from service.adapters.schema import outbox, processed_commands, sip_trunks
-from service.domain.model import Credentials, Gateway, SipTrunk
+from service.domain.document import gateways_from_document, gateways_to_document
+from service.domain.model import Credentials, SipTrunk
 from service.service_layer.messages import OutgoingMessage
 from service.service_layer.ports import ConcurrentModification, ProcessedCommand
 
@@ -103,10 +104,7 @@ class SqlTrunkRepository:
             "id": str(trunk.id),
             "tenant_id": trunk.tenant_id,
             "name": trunk.name,
-            "gateways": [
-                {"ipOrDomain": g.ip_or_domain, "port": g.port, "name": g.name}
-                for g in trunk.gateways
-            ],
+            "gateways": gateways_to_document(trunk.gateways),
             "username": auth.username if auth else None,
             "password_encrypted": self._cipher.encrypt(auth.password) if auth else None,
             "advanced": dict(trunk.advanced),
@@ -125,7 +123,7 @@ class SqlTrunkRepository:
             id=UUID(row["id"]),
             tenant_id=row["tenant_id"],
             name=row["name"],
-            gateways=tuple(Gateway(g["ipOrDomain"], g["port"], g["name"]) for g in row["gateways"]),
+            gateways=gateways_from_document(row["gateways"]),
             authentication=auth,
             advanced=row["advanced"],
             is_system=row["is_system"],
@@ -149,7 +147,7 @@ class SqlOutbox:
             {
                 "topic": m.topic,
                 "key": m.key,
-                "headers": [list(h) for h in m.headers],
+                "headers": m.headers,  # as they are: JSON keeps the pairs as 2-item arrays
                 "payload": m.payload,
                 "created_at": now,
             }

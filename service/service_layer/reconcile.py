@@ -168,12 +168,8 @@ async def _record_provider_id(run: _Run, trunk: SipTrunk, provider_id: str) -> N
     try:
         async with run.unit_of_work() as uow:
             await uow.trunks.update(change.trunk)  # version-guarded: a newer command wins
-            await uow.outbox.add(
-                [
-                    svc.messages.updated(change.trunk, change.changed_fields, cause),
-                    svc.messages.state(change.trunk, cause),
-                ]
-            )
+            # TrunkUpdated and the state snapshot (a new provider id is a change)
+            await uow.outbox.add(svc.messages.updated(change.trunk, change.changed_fields, cause))
             await uow.commit()
     except ConcurrentModification:
         # The trunk changed meanwhile; the provider trunk just made is an orphan for next time.

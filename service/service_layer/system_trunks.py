@@ -111,14 +111,14 @@ async def _provision(
                     change.trunk, await svc.provider.create(change.trunk)
                 )
                 await uow.trunks.add(trunk)
-                event = svc.messages.created(trunk, cause)
+                messages = svc.messages.created(trunk, cause)
             else:
                 trunk = rules.with_provider_id(
                     change.trunk, await svc.provider.update(existing, change.trunk)
                 )
                 await uow.trunks.update(trunk)
-                event = svc.messages.updated(trunk, change.changed_fields, cause)
-            await uow.outbox.add([event, svc.messages.state(trunk, cause)])
+                messages = svc.messages.updated(trunk, change.changed_fields, cause)
+            await uow.outbox.add(messages)  # the event, then the state snapshot
             changed += 1
         await uow.commit()
     log.info("system_trunks.provisioned", file=str(path), changed=changed)
