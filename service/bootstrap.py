@@ -222,7 +222,6 @@ def gateway_bus(settings: Settings, on_event: EventHook) -> CommandBus:
     """The gateway's command bus; `on_event` feeds every outcome event to its read model."""
     return CommandBus(
         settings,
-        GATEWAY_SOURCE,
         on_event=on_event,
         publish_timeout_s=settings.gateway_publish_timeout_s,
     )
@@ -230,7 +229,7 @@ def gateway_bus(settings: Settings, on_event: EventHook) -> CommandBus:
 
 def cli_bus(settings: Settings) -> CommandBus:
     """The command bus of `sip-trunks send`."""
-    return CommandBus(settings, source="/cli")
+    return CommandBus(settings)
 
 
 async def migrate_schema(settings: Settings) -> str:

@@ -62,5 +62,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     )
 
 
-def get_logger(name: str) -> Any:
-    return structlog.get_logger(name)
+def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
+    """The logger of a module: `log.info("event.name", key=value)`, filtered by level."""
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(name)
+    return logger

@@ -1,6 +1,7 @@
 """Public Kafka contract of the SIP trunk service (see CONTRACT.md).
 
 Depends on pydantic and the standard library only, so any producer or consumer can use it.
+Build commands with `CommandEnvelope`; the contract's limits are in `sip_trunk_contracts.limits`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from .cloudevents import (
     encode,
 )
 from .commands import CreateSipTrunk, DeleteSipTrunk, UpdateSipTrunk
+from .envelope import ENVELOPE_KEYS, CommandEnvelope
 from .events import (
     FieldError,
     RejectionReason,
@@ -26,7 +28,14 @@ from .events import (
     TrunkUpdated,
     field_errors,
 )
-from .registry import COMMAND_TYPES, EVENT_TYPES
+from .registry import (
+    COMMAND_TYPES,
+    EVENT_TYPES,
+    OUTCOME_TYPES,
+    AnyCommand,
+    AnyEvent,
+    OutcomeEvent,
+)
 from .topics import COMMANDS, DLT, EVENTS, STATE, Topics
 from .trunk import MASKED_PASSWORD, AuthenticationView, GatewayView, TrunkView
 
@@ -35,18 +44,24 @@ __all__ = [
     "COMMAND_TYPES",
     "CONTENT_TYPE_JSON",
     "DLT",
+    "ENVELOPE_KEYS",
     "EVENTS",
     "EVENT_TYPES",
     "MASKED_PASSWORD",
+    "OUTCOME_TYPES",
     "SPECVERSION",
     "STATE",
+    "AnyCommand",
+    "AnyEvent",
     "AuthenticationView",
     "CloudEventHeaders",
+    "CommandEnvelope",
     "CreateSipTrunk",
     "DeleteSipTrunk",
     "FieldError",
     "GatewayView",
     "InvalidHeaders",
+    "OutcomeEvent",
     "RejectionReason",
     "Topics",
     "TrunkCreated",

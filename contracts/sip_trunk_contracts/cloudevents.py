@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
-from .registry import COMMAND_TYPES, EVENT_TYPES
+from .registry import COMMAND_TYPES, EVENT_TYPES, AnyCommand, AnyEvent
 
 __all__ = [
     "CONTENT_TYPE_JSON",
@@ -81,14 +81,21 @@ class CloudEventHeaders:
 
     @classmethod
     def new(
-        cls, type: str, source: str, correlation_id: str, causation_id: str | None = None
+        cls,
+        type: str,
+        source: str,
+        correlation_id: str,
+        causation_id: str | None = None,
+        *,
+        id: str | None = None,
+        time: datetime | None = None,
     ) -> CloudEventHeaders:
-        """Headers for a fresh message: a uuid4 ``id`` and the current time."""
+        """Headers for a fresh message: a uuid4 ``id`` and the current time, unless given."""
         return cls(
-            id=str(uuid.uuid4()),
+            id=id or str(uuid.uuid4()),
             source=source,
             type=type,
-            time=datetime.now(UTC),
+            time=time or datetime.now(UTC),
             correlation_id=correlation_id,
             causation_id=causation_id,
         )
@@ -162,13 +169,15 @@ def encode(model: BaseModel) -> bytes:
     return model.model_dump_json(by_alias=True).encode("utf-8")
 
 
-def decode(ce_type: str, data: bytes) -> BaseModel:
+def decode(ce_type: str, data: bytes) -> AnyCommand | AnyEvent:
     """Parse a body by its ``ce_type``.
 
     Raises :class:`UnknownType` for a type this contract does not define and
     ``pydantic.ValidationError`` for a body that does not fit (invalid JSON included).
     """
-    model = COMMAND_TYPES.get(ce_type) or EVENT_TYPES.get(ce_type)
+    model: type[AnyCommand | AnyEvent] | None = COMMAND_TYPES.get(ce_type) or EVENT_TYPES.get(
+        ce_type
+    )
     if model is None:
         raise UnknownType(f"unknown ce_type {ce_type!r}")
     return model.model_validate_json(data)

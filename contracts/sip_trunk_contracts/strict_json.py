@@ -13,9 +13,9 @@ import math
 import re
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "JsonError", "canonical", "dumps", "loads"]
+from .limits import MAX_DEPTH
 
-MAX_DEPTH = 32  # levels of objects and arrays; a top-level object is level 1
+__all__ = ["MAX_DEPTH", "JsonError", "canonical", "dumps", "loads"]
 
 # A JSON string literal, unrolled so that long strings cost no backtracking.
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)

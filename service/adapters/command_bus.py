@@ -5,22 +5,28 @@ from the end, without a consumer group, and resolves the requests waiting for th
 event answers (its `ce_causationid`), so any number of instances work side by side, and two
 requests carrying one command (retries with one Idempotency-Key) both get its outcome.
 Every event also goes to `on_event` first (the gateway's read model), so a caller that gets
-an outcome reads it back.
+an outcome reads it back. A waiting request gets the event decoded with its contract model.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
-from sip_trunk_contracts import CloudEventHeaders, InvalidHeaders, strict_json
+from pydantic import ValidationError
+from sip_trunk_contracts import (
+    OUTCOME_TYPES,
+    CloudEventHeaders,
+    CommandEnvelope,
+    InvalidHeaders,
+    OutcomeEvent,
+)
 
 from service.adapters import kafka_clients
 from service.config import Settings
@@ -40,21 +46,29 @@ class BrokerUnavailable(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
+    """The event that answers a command, decoded with its contract model."""
+
     headers: CloudEventHeaders
-    body: dict[str, Any]
+    event: OutcomeEvent
+
+    @classmethod
+    def decode(cls, headers: CloudEventHeaders, body: Any) -> Outcome:
+        """From a JSON-decoded body. Raises KeyError for a type that answers no command and
+        `pydantic.ValidationError` for a body that does not fit its type."""
+        return cls(headers, OUTCOME_TYPES[headers.type].model_validate(body))
 
 
 class CommandBus:
+    """Sends commands built with `CommandEnvelope` (which carries their `ce_source`)."""
+
     def __init__(
         self,
         settings: Settings,
-        source: str,
         *,
         on_event: EventHook | None = None,
         publish_timeout_s: float = 5.0,
     ) -> None:
         self._topics = settings.topics
-        self._source = source
         self._on_event = on_event
         self._publish_timeout_s = publish_timeout_s
         self._producer = kafka_clients.producer(
@@ -104,66 +118,41 @@ class CommandBus:
         await self._consumer.stop()
         await self._producer.stop()
 
-    async def send(
-        self,
-        ce_type: str,
-        body: Mapping[str, Any],
-        *,
-        key: str,
-        command_id: str | None = None,
-        correlation_id: str | None = None,
-    ) -> CloudEventHeaders:
-        """Publish a command; returns its headers (`id` is the command id).
+    async def send(self, command: CommandEnvelope) -> None:
+        """Publish a command.
 
-        Raises `strict_json.JsonError` (a ValueError) when `body` is not strict JSON (NaN,
+        Raises `strict_json.JsonError` (a ValueError) when its body is not strict JSON (NaN,
         infinities, lone surrogates, too deep): nothing else may reach the topic. Raises
         BrokerUnavailable when Kafka has not acknowledged it within the publish timeout
         (the contract's quick 503). The producer may still deliver a batch it holds once the
         broker is back, so such a command can yet be applied: a retry with the same
         Idempotency-Key (the same command id) is safe either way.
         """
-        value = strict_json.dumps(body)
-        headers = CloudEventHeaders.new(
-            type=ce_type, source=self._source, correlation_id=correlation_id or str(uuid.uuid4())
-        )
-        if command_id:
-            headers = replace(headers, id=command_id)
+        value = command.value()
         try:
             async with asyncio.timeout(self._publish_timeout_s):
                 await self._producer.send_and_wait(
                     self._topics.commands,
-                    key=key.encode(),
+                    key=command.key_bytes(),
                     value=value,
-                    headers=headers.to_kafka(),
+                    headers=command.kafka_headers(),
                 )
         except (TimeoutError, KafkaError) as exc:
             raise BrokerUnavailable(
                 f"Kafka did not take the command: {type(exc).__name__}"
             ) from exc
-        return headers
 
-    async def request(
-        self,
-        ce_type: str,
-        body: Mapping[str, Any],
-        *,
-        key: str,
-        timeout_s: float,
-        command_id: str | None = None,
-        correlation_id: str | None = None,
-    ) -> Outcome:
+    async def request(self, command: CommandEnvelope, *, timeout_s: float) -> Outcome:
         """Publish a command and wait for the event that answers it.
 
         Raises BrokerUnavailable (not sent) or TimeoutError (sent, no outcome in time).
         """
-        command_id = command_id or str(uuid.uuid4())
+        command_id = command.command_id
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         waiters = self._waiting.setdefault(command_id, [])
         waiters.append(future)
         try:
-            await self.send(
-                ce_type, body, key=key, command_id=command_id, correlation_id=correlation_id
-            )
+            await self.send(command)
             return await asyncio.wait_for(future, timeout_s)
         finally:
             waiters.remove(future)
@@ -185,6 +174,14 @@ class CommandBus:
                     self._on_event(headers.type, body, headers.time)
                 except (KeyError, TypeError, ValueError):  # an odd event must not stop replies
                     log.warning("event.unusable", type=headers.type, offset=record.offset)
-            for future in self._waiting.get(headers.causation_id or "", []):
+            waiting = self._waiting.get(headers.causation_id or "", [])
+            if not waiting:
+                continue
+            try:
+                outcome = Outcome.decode(headers, body)
+            except (KeyError, ValidationError):  # answers nobody: the request times out
+                log.warning("outcome.unusable", type=headers.type, offset=record.offset)
+                continue
+            for future in waiting:
                 if not future.done():
-                    future.set_result(Outcome(headers, body))
+                    future.set_result(outcome)

@@ -6,7 +6,7 @@ TrunkRejected events.
 
 from service.domain.errors import (
     AlreadyExists,
-    FieldError,
+    FieldViolation,
     NotFound,
     Reason,
     Rejected,
@@ -31,7 +31,7 @@ __all__ = [
     "MASKED_PASSWORD",
     "AlreadyExists",
     "Credentials",
-    "FieldError",
+    "FieldViolation",
     "Gateway",
     "NotFound",
     "Reason",

@@ -9,7 +9,7 @@ from sip_trunk_contracts import RejectionReason
 
 __all__ = [
     "AlreadyExists",
-    "FieldError",
+    "FieldViolation",
     "NotFound",
     "Reason",
     "Rejected",
@@ -25,7 +25,7 @@ Reason = RejectionReason
 
 
 @dataclass(frozen=True, slots=True)
-class FieldError:
+class FieldViolation:
     pointer: str  # RFC 6901 JSON pointer into the request body, e.g. "/gateways/0/port"
     message: str  # never contains the offending value: it may be a password
 
@@ -33,11 +33,11 @@ class FieldError:
 class Rejected(Exception):
     """A command the domain refuses; `reason` maps 1:1 to the contract's reason codes."""
 
-    def __init__(self, reason: Reason, detail: str, errors: Iterable[FieldError] = ()) -> None:
+    def __init__(self, reason: Reason, detail: str, errors: Iterable[FieldViolation] = ()) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
-        self.errors: tuple[FieldError, ...] = tuple(errors)
+        self.errors: tuple[FieldViolation, ...] = tuple(errors)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.reason.value!r}, {self.detail!r}, {self.errors!r})"
@@ -48,10 +48,10 @@ MAX_ERRORS = 50
 
 
 class ValidationFailed(Rejected):
-    def __init__(self, errors: Iterable[FieldError]) -> None:
+    def __init__(self, errors: Iterable[FieldViolation]) -> None:
         # The first error per pointer only: an update is checked as a patch and as the merged
         # result, which can report the same field twice.
-        first: dict[str, FieldError] = {}
+        first: dict[str, FieldViolation] = {}
         for error in errors:
             first.setdefault(error.pointer, error)
         errs = tuple(first.values())[:MAX_ERRORS]

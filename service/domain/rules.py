@@ -37,7 +37,7 @@ from sip_trunk_contracts import MASKED_PASSWORD
 from service.domain.document import to_document
 from service.domain.errors import (
     AlreadyExists,
-    FieldError,
+    FieldViolation,
     NotFound,
     SystemTrunkImmutable,
     ValidationFailed,
@@ -229,8 +229,8 @@ def _credential_changes(old: Credentials | None, new: Credentials | None) -> lis
 
 def _patched(trunk: SipTrunk, changes: object) -> TrunkFields:
     if not isinstance(changes, Mapping):
-        raise ValidationFailed([FieldError("", "must be an object (a JSON merge patch)")])
-    errors: list[FieldError] = []
+        raise ValidationFailed([FieldViolation("", "must be an object (a JSON merge patch)")])
+    errors: list[FieldViolation] = []
     check_patch_keys(changes, errors)
     patch = _unmasked(changes, trunk.authentication, errors)
     merged = apply_merge_patch(_writable_document(trunk), patch)
@@ -242,7 +242,7 @@ def _patched(trunk: SipTrunk, changes: object) -> TrunkFields:
 
 
 def _unmasked(
-    changes: Mapping[str, object], stored: Credentials | None, errors: list[FieldError]
+    changes: Mapping[str, object], stored: Credentials | None, errors: list[FieldViolation]
 ) -> Mapping[str, object]:
     """Replace a masked password in the patch by the stored one, so the merge keeps it."""
     auth = changes.get("authentication")
@@ -251,7 +251,9 @@ def _unmasked(
     if stored is None:
         # Reported first, so that it wins over the merged result's complaint about the mask.
         errors.append(
-            FieldError("/authentication/password", "is masked, but there is no password to keep")
+            FieldViolation(
+                "/authentication/password", "is masked, but there is no password to keep"
+            )
         )
         return changes
     return {**changes, "authentication": {**auth, "password": stored.password}}

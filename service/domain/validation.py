@@ -2,7 +2,7 @@
 
 Every `check_*` function takes a raw JSON-decoded value (anything `json.loads` can return), the
 RFC 6901 pointer of that value in the request body, and a list to collect errors into. It never
-raises: it returns the normalised value, or `INVALID` after appending at least one `FieldError`.
+raises: it returns the normalised value, or `INVALID` after appending at least one `FieldViolation`.
 Messages never quote the value (it may be a password).
 
 Decisions where the contract is silent:
@@ -41,7 +41,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final, Literal, TypeAlias, TypeVar
 
-from service.domain.errors import FieldError, ValidationFailed
+from sip_trunk_contracts import limits
+
+from service.domain.errors import FieldViolation, ValidationFailed
 from service.domain.model import Credentials, Gateway
 
 __all__ = [
@@ -76,17 +78,16 @@ class _Invalid(Enum):
 
 INVALID: Final = _Invalid.INVALID
 Invalid: TypeAlias = Literal[_Invalid.INVALID]
-Errors: TypeAlias = list[FieldError]
+Errors: TypeAlias = list[FieldViolation]
 Check: TypeAlias = Callable[[object, str, Errors], "T | Invalid"]
 
 WRITABLE_FIELDS: Final = ("name", "gateways", "authentication", "advanced")
 READ_ONLY_FIELDS: Final = ("id", "isSystem", "providerId", "createdAt", "updatedAt")
-DEFAULT_PORT: Final = 5060
-MAX_GATEWAYS: Final = 10
-MAX_NUMBERS: Final = 50
-# Not in the contract: bounds a trunk's size (merge patches add headers one update at a time,
-# and every snapshot must fit in a Kafka message).
-MAX_HEADERS: Final = 50
+# The numbers are the contract's (sip_trunk_contracts.limits), shared with the REST gateway.
+DEFAULT_PORT: Final = limits.DEFAULT_PORT
+MAX_GATEWAYS: Final = limits.MAX_GATEWAYS
+MAX_NUMBERS: Final = limits.MAX_NUMBERS
+MAX_HEADERS: Final = limits.MAX_HEADERS  # not in the contract: bounds a trunk's size
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +110,7 @@ def child(at: str, key: str | int) -> str:
 
 
 def _fail(errors: Errors, at: str, message: str) -> Invalid:
-    errors.append(FieldError(at, message))
+    errors.append(FieldViolation(at, message))
     return INVALID
 
 
@@ -154,7 +155,7 @@ def _check_keys(
     for key in obj:
         if key not in allowed:
             message = "is read-only" if key in read_only else "is not a known field"
-            errors.append(FieldError(child(at, key), message))
+            errors.append(FieldViolation(child(at, key), message))
     return len(errors) == before
 
 
@@ -190,8 +191,8 @@ def _trimmed(max_length: int, *, printable_only: bool) -> Check[str]:
     return check
 
 
-check_name: Final = _trimmed(100, printable_only=False)
-_check_gateway_name: Final = _trimmed(64, printable_only=True)
+check_name: Final = _trimmed(limits.NAME_MAX_LENGTH, printable_only=False)
+_check_gateway_name: Final = _trimmed(limits.GATEWAY_NAME_MAX_LENGTH, printable_only=True)
 
 
 # --- gateways ------------------------------------------------------------------------------
@@ -266,8 +267,8 @@ def _check_domain(host: str, at: str, errors: Errors) -> str | Invalid:
         if _SCHEME.match(host):
             return _fail(errors, at, "must not contain a scheme such as sip:")
         return _fail(errors, at, "is not a valid IPv6 address")
-    if len(host) > 253:
-        return _fail(errors, at, "must be at most 253 characters")
+    if len(host) > limits.DOMAIN_MAX_LENGTH:
+        return _fail(errors, at, f"must be at most {limits.DOMAIN_MAX_LENGTH} characters")
     labels = host.split(".")
     if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
         return _fail(
@@ -285,8 +286,8 @@ def check_port(value: object, at: str, errors: Errors) -> int | Invalid:
     # JSON integers only: bool is an int subclass in Python, and 5060.0 is a float.
     if type(value) is not int:
         return _fail(errors, at, f"must be an integer, not {_json_type(value)}")
-    if not 1 <= value <= 65535:
-        return _fail(errors, at, "must be between 1 and 65535")
+    if not limits.MIN_PORT <= value <= limits.MAX_PORT:
+        return _fail(errors, at, f"must be between {limits.MIN_PORT} and {limits.MAX_PORT}")
     return value
 
 
@@ -308,8 +309,8 @@ def check_gateway(value: object, at: str, errors: Errors) -> Gateway | Invalid:
 def check_gateways(value: object, at: str, errors: Errors) -> tuple[Gateway, ...] | Invalid:
     if not isinstance(value, list | tuple):
         return _fail(errors, at, f"must be an array of gateways, not {_json_type(value)}")
-    if not 1 <= len(value) <= MAX_GATEWAYS:
-        return _fail(errors, at, f"must contain 1-{MAX_GATEWAYS} gateways")
+    if not limits.MIN_GATEWAYS <= len(value) <= MAX_GATEWAYS:
+        return _fail(errors, at, f"must contain {limits.MIN_GATEWAYS}-{MAX_GATEWAYS} gateways")
     checked = [check_gateway(item, child(at, i), errors) for i, item in enumerate(value)]
     unique = _check_unique_gateways(checked, at, errors)
     gateways = tuple(g for g in checked if g is not INVALID)
@@ -334,8 +335,8 @@ def _check_unique_gateways(gateways: list[Gateway | Invalid], at: str, errors: E
 
 # --- authentication ------------------------------------------------------------------------
 
-_USERNAME = re.compile(r"[A-Za-z0-9._~+-]{1,64}")
-_PASSWORD = re.compile(r"[\x20-\x7e]{8,128}")
+_USERNAME = re.compile(limits.USERNAME_PATTERN)
+_PASSWORD = re.compile(rf"[\x20-\x7e]{{{limits.PASSWORD_MIN_LENGTH},{limits.PASSWORD_MAX_LENGTH}}}")
 _AUTH_KEYS: Final = ("username", "password")
 
 
@@ -349,7 +350,12 @@ def _check_username(value: str, at: str, errors: Errors) -> str | Invalid:
 @_string_rule
 def _check_password(value: str, at: str, errors: Errors) -> str | Invalid:
     if not _PASSWORD.fullmatch(value):
-        return _fail(errors, at, "must be 8-128 printable ASCII characters")
+        return _fail(
+            errors,
+            at,
+            f"must be {limits.PASSWORD_MIN_LENGTH}-{limits.PASSWORD_MAX_LENGTH} "
+            "printable ASCII characters",
+        )
     if value.strip("*") == "":
         return _fail(errors, at, "must not be made only of '*' (that is how passwords are masked)")
     return value
@@ -371,7 +377,7 @@ def check_authentication(value: object, at: str, errors: Errors) -> Credentials 
 # --- advanced ------------------------------------------------------------------------------
 
 _E164 = re.compile(r"\+[0-9]{1,15}")
-_TOKEN = re.compile(r"[A-Za-z0-9.!%*_+`'~-]{1,255}")
+_TOKEN = re.compile(rf"[A-Za-z0-9.!%*_+`'~-]{{1,{limits.HEADER_NAME_MAX_LENGTH}}}")
 # Officially assigned ISO 3166-1 alpha-2 codes (249), as of 2024.
 _ASSIGNED_COUNTRIES = """
     AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR
@@ -432,7 +438,12 @@ def _check_headers(value: object, at: str, errors: Errors) -> dict[str, str] | I
     for name, header_value in value.items():
         where = child(at, name)
         if not isinstance(name, str) or not _TOKEN.fullmatch(name):
-            _fail(errors, where, "must be a SIP header name (RFC 3261 token, 1-255 characters)")
+            _fail(
+                errors,
+                where,
+                "must be a SIP header name "
+                f"(RFC 3261 token, 1-{limits.HEADER_NAME_MAX_LENGTH} characters)",
+            )
         elif name.casefold() in seen:
             _fail(errors, where, "repeats a header name (they are case-insensitive)")
         else:
@@ -443,17 +454,17 @@ def _check_headers(value: object, at: str, errors: Errors) -> dict[str, str] | I
 
 @_string_rule
 def _check_header_value(value: str, at: str, errors: Errors) -> str | Invalid:
-    if len(value) > 1024:
-        return _fail(errors, at, "must be at most 1024 characters")
+    if len(value) > limits.HEADER_VALUE_MAX_LENGTH:
+        return _fail(errors, at, f"must be at most {limits.HEADER_VALUE_MAX_LENGTH} characters")
     if _has_control(value, allowed="\t"):
         return _fail(errors, at, "must not contain CR, LF or other control characters")
     return value
 
 
 _ADVANCED_CHECKS: Final[Mapping[str, Check[object]]] = {
-    "transport": _one_of("auto", "udp", "tcp", "tls"),
+    "transport": _one_of(*limits.TRANSPORTS),
     "numbers": _check_numbers,
-    "mediaEncryption": _one_of("disable", "allow", "require"),
+    "mediaEncryption": _one_of(*limits.MEDIA_ENCRYPTIONS),
     "destinationCountry": _check_country,
     "headers": _check_headers,
 }
@@ -507,7 +518,7 @@ def validate_trunk_body(body: object) -> TrunkFields:
     """Validate a complete body (create, system trunk declaration); raise `ValidationFailed`
     listing every error."""
     if not isinstance(body, Mapping):
-        raise ValidationFailed([FieldError("", f"must be an object, not {_json_type(body)}")])
+        raise ValidationFailed([FieldViolation("", f"must be an object, not {_json_type(body)}")])
     errors: Errors = []
     check_body_keys(body, errors)
     fields = check_trunk_fields(body, errors)

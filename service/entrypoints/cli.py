@@ -12,7 +12,14 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from sip_trunk_contracts import CreateSipTrunk, DeleteSipTrunk, UpdateSipTrunk, strict_json
+from sip_trunk_contracts import (
+    CommandEnvelope,
+    CreateSipTrunk,
+    DeleteSipTrunk,
+    TrunkRejected,
+    UpdateSipTrunk,
+    strict_json,
+)
 
 from service import bootstrap
 from service.adapters import kafka_clients
@@ -48,26 +55,50 @@ async def _topics(settings: Settings) -> None:
     print(f"created: {', '.join(created)}" if created else "all topics exist")
 
 
+def _command(args: argparse.Namespace, data: dict[str, Any]) -> CommandEnvelope:
+    trunk_id: str = args.trunk or str(uuid.uuid4())
+    tenant: str = args.tenant
+    version: int | None = args.expected_version
+    if args.command == "create":
+        return CommandEnvelope.create(
+            data, trunk_id=trunk_id, tenant_id=tenant, source="/cli", command_id=args.id
+        )
+    if args.command == "update":
+        return CommandEnvelope.update(
+            data,
+            trunk_id=trunk_id,
+            tenant_id=tenant,
+            source="/cli",
+            expected_version=version,
+            command_id=args.id,
+        )
+    return CommandEnvelope.delete(
+        trunk_id=trunk_id,
+        tenant_id=tenant,
+        source="/cli",
+        expected_version=version,
+        command_id=args.id,
+    )
+
+
 async def _send(settings: Settings, args: argparse.Namespace) -> int:
-    trunk_id = args.trunk or str(uuid.uuid4())
-    body: dict[str, Any] = {"trunkId": trunk_id, "tenantId": args.tenant}
     try:
         data = strict_json.loads(args.data) if args.data else {}
     except strict_json.JsonError as exc:
         print(f"--data is not strict JSON: {exc}", file=sys.stderr)
         return 2
-    if args.command == "create":
-        body |= data
-    elif args.command == "update":
-        body |= {"changes": data}
-    if args.command != "create" and args.expected_version is not None:
-        body["expectedVersion"] = args.expected_version
+    if not isinstance(data, dict):
+        print("--data must be a JSON object", file=sys.stderr)
+        return 2
+    try:
+        command = _command(args, data)
+    except ValueError as exc:  # a create body naming trunkId or tenantId: use --trunk, --tenant
+        print(f"--data: {exc}", file=sys.stderr)
+        return 2
     bus = bootstrap.cli_bus(settings)
     await bus.start()
     try:
-        outcome = await bus.request(
-            _COMMANDS[args.command], body, key=trunk_id, timeout_s=args.timeout, command_id=args.id
-        )
+        outcome = await bus.request(command, timeout_s=args.timeout)
     except TimeoutError:
         print(
             f"no outcome within {args.timeout}s (is the worker and relay running?)", file=sys.stderr
@@ -75,12 +106,9 @@ async def _send(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     finally:
         await bus.stop()
-    print(
-        json.dumps(
-            {"type": outcome.headers.type, "id": outcome.headers.id, **outcome.body}, indent=2
-        )
-    )
-    return 0 if not outcome.headers.type.endswith("TrunkRejected.v1") else 2
+    event = outcome.event.model_dump(mode="json")
+    print(json.dumps({"type": outcome.headers.type, "id": outcome.headers.id, **event}, indent=2))
+    return 2 if isinstance(outcome.event, TrunkRejected) else 0
 
 
 async def _gateway(settings: Settings) -> None:

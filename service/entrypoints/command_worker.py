@@ -23,7 +23,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from service.logs import get_logger
 from service.service_layer.handlers import CommandProcessor
-from service.service_layer.inbound import Command, Unrecognisable, read_command
+from service.service_layer.inbound import InboundCommand, Unrecognisable, read_command
 
 __all__ = ["CommandWorker", "DeadLetterSink", "Record", "where"]
 
@@ -53,7 +53,7 @@ class CommandWorker:
 
     async def handle_batch(self, records: Sequence[Record]) -> bool:
         """Process a polled batch; True when its offsets may be committed, False to retry it."""
-        commands: list[tuple[Record, Command]] = []
+        commands: list[tuple[Record, InboundCommand]] = []
         unreadable: list[tuple[Record, str]] = []
         for record in records:
             command, why = _read(record)
@@ -79,7 +79,7 @@ class CommandWorker:
             log.warning("dead_letter.failed", error=type(exc).__name__, **where(record))
             return False
 
-    async def _apply(self, commands: list[tuple[Record, Command]]) -> bool:
+    async def _apply(self, commands: list[tuple[Record, InboundCommand]]) -> bool:
         try:
             await self._processor.process([cmd for _, cmd in commands])
             return True
@@ -90,7 +90,7 @@ class CommandWorker:
                 return False
         return True
 
-    async def _apply_alone(self, record: Record, cmd: Command) -> bool:
+    async def _apply_alone(self, record: Record, cmd: InboundCommand) -> bool:
         error = ""
         for attempt in range(_ATTEMPTS):
             if attempt:
@@ -108,7 +108,7 @@ class CommandWorker:
         return await self._dead_letter(record, error)
 
 
-def _read(record: Record) -> tuple[Command | None, str]:
+def _read(record: Record) -> tuple[InboundCommand | None, str]:
     """The record's command, or None and why it is unreadable; never raises."""
     try:
         return read_command(record.value, list(record.headers)), ""

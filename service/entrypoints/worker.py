@@ -31,7 +31,7 @@ from service.config import Settings
 from service.entrypoints.command_worker import CommandWorker, Record
 from service.logs import get_logger
 
-__all__ = ["create_app", "run_worker"]
+__all__ = ["create_worker_app", "run_worker"]
 
 log = get_logger(__name__)
 
@@ -72,7 +72,7 @@ def _rewind(consumer: AIOKafkaConsumer, records: Sequence[Record]) -> None:
             consumer.seek(tp, offset)
 
 
-def create_app(graph: WorkerGraph) -> FastStream:
+def create_worker_app(graph: WorkerGraph) -> FastStream:
     """The worker's Kafka subscriber over the graph the composition root built."""
     container, broker, membership = graph.container, graph.broker, graph.membership
     settings = container.settings
@@ -129,7 +129,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     """Migrate, create topics, provision system trunks, then consume until `stop` is set."""
     try:
         async with bootstrap.worker(settings, until=stop) as graph:
-            app = create_app(graph)
+            app = create_worker_app(graph)
             periodic = asyncio.create_task(_reconcile_periodically(graph.container, stop))
             async with app:
                 log.info("worker.started", topic=settings.topics.commands)

@@ -7,10 +7,10 @@ an escaping exception; the processed-command row makes a redelivery answer the s
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import assert_never
 
 import structlog
 from sip_trunk_contracts import CreateSipTrunk, DeleteSipTrunk, UpdateSipTrunk
@@ -18,7 +18,7 @@ from sip_trunk_contracts import CreateSipTrunk, DeleteSipTrunk, UpdateSipTrunk
 from service.domain import rules
 from service.domain.errors import Reason, Rejected, ValidationFailed
 from service.logs import get_logger
-from service.service_layer.inbound import Command
+from service.service_layer.inbound import InboundCommand
 from service.service_layer.messages import OutgoingMessage
 from service.service_layer.outgoing import Cause, MessageFactory
 from service.service_layer.ports import ProcessedCommand, TrunkProvider, UnitOfWork
@@ -60,13 +60,9 @@ class Services:
     after_provider_call: Callable[[], None] = lambda: None
 
 
-Handler = Callable[[Command, UnitOfWork, Services, Cause], Awaitable[list[OutgoingMessage]]]
-
-
 async def _create(
-    cmd: Command, uow: UnitOfWork, svc: Services, cause: Cause
+    cmd: InboundCommand, model: CreateSipTrunk, uow: UnitOfWork, svc: Services, cause: Cause
 ) -> list[OutgoingMessage]:
-    model = cast(CreateSipTrunk, cmd.model)
     change = rules.create_trunk(
         await uow.trunks.get(cmd.trunk_id),
         trunk_id=cmd.trunk_id,
@@ -82,9 +78,8 @@ async def _create(
 
 
 async def _update(
-    cmd: Command, uow: UnitOfWork, svc: Services, cause: Cause
+    cmd: InboundCommand, model: UpdateSipTrunk, uow: UnitOfWork, svc: Services, cause: Cause
 ) -> list[OutgoingMessage]:
-    model = cast(UpdateSipTrunk, cmd.model)
     existing = await uow.trunks.get(cmd.trunk_id)
     change = rules.update_trunk(
         existing,
@@ -104,9 +99,8 @@ async def _update(
 
 
 async def _delete(
-    cmd: Command, uow: UnitOfWork, svc: Services, cause: Cause
+    cmd: InboundCommand, model: DeleteSipTrunk, uow: UnitOfWork, svc: Services, cause: Cause
 ) -> list[OutgoingMessage]:
-    model = cast(DeleteSipTrunk, cmd.model)
     existing = await uow.trunks.get(cmd.trunk_id)
     deleted = rules.delete_trunk(
         existing, tenant_id=model.tenantId, expected_version=model.expectedVersion
@@ -117,14 +111,27 @@ async def _delete(
     return svc.messages.deleted(deleted, cause)
 
 
-_HANDLERS: dict[str, Handler] = {
-    CreateSipTrunk.CE_TYPE: _create,
-    UpdateSipTrunk.CE_TYPE: _update,
-    DeleteSipTrunk.CE_TYPE: _delete,
-}
+async def _apply(
+    cmd: InboundCommand, uow: UnitOfWork, svc: Services, cause: Cause
+) -> list[OutgoingMessage]:
+    """The handler of the command's model type; a command with an invalid envelope is refused."""
+    model = cmd.model
+    if cmd.errors or model is None:
+        raise ValidationFailed(cmd.errors)
+    # The model's type is the command's ce_type (the contract's registry parsed it): one
+    # handler per type, each given its own model, and mypy checks every type has one.
+    match model:
+        case CreateSipTrunk():
+            return await _create(cmd, model, uow, svc, cause)
+        case UpdateSipTrunk():
+            return await _update(cmd, model, uow, svc, cause)
+        case DeleteSipTrunk():
+            return await _delete(cmd, model, uow, svc, cause)
+        case _:
+            assert_never(model)
 
 
-async def handle_command(cmd: Command, uow: UnitOfWork, svc: Services) -> OutgoingMessage:
+async def handle_command(cmd: InboundCommand, uow: UnitOfWork, svc: Services) -> OutgoingMessage:
     """Apply one command in `uow` (not committed here); return its outcome event."""
     cause = Cause(cmd.ce.correlation_id, cmd.ce.id, cmd.ce.type)
     seen = await uow.processed.get(cmd.ce.source, cmd.ce.id)
@@ -134,9 +141,7 @@ async def handle_command(cmd: Command, uow: UnitOfWork, svc: Services) -> Outgoi
         log.info("command.duplicate", outcome=outcome.header("ce_type"))
         return outcome
     try:
-        if cmd.errors:
-            raise ValidationFailed(cmd.errors)
-        messages = await _HANDLERS[cmd.ce.type](cmd, uow, svc, cause)
+        messages = await _apply(cmd, uow, svc, cause)
     except Rejected as refusal:
         messages = [svc.messages.rejected(cmd.trunk_id, cmd.tenant_id, refusal, cause)]
         log.info("command.rejected", reason=refusal.reason.value, detail=refusal.detail)
@@ -156,7 +161,9 @@ async def handle_command(cmd: Command, uow: UnitOfWork, svc: Services) -> Outgoi
     return messages[0]
 
 
-def _repeat(cmd: Command, seen: ProcessedCommand, svc: Services, cause: Cause) -> OutgoingMessage:
+def _repeat(
+    cmd: InboundCommand, seen: ProcessedCommand, svc: Services, cause: Cause
+) -> OutgoingMessage:
     """A redelivery gets the original outcome (same `ce_id`); a reused id, another body: refused."""
     if seen.body_sha256 == cmd.body_sha256 and seen.command_type == cmd.ce.type:
         # Same event (same ce_id, body), addressed to whoever is waiting on this delivery.
@@ -175,7 +182,7 @@ class CommandProcessor:
         self._uow_factory = uow_factory
         self._services = services
 
-    async def process(self, commands: Sequence[Command]) -> None:
+    async def process(self, commands: Sequence[InboundCommand]) -> None:
         async with self._uow_factory() as uow:
             await uow.prefetch(
                 {cmd.trunk_id for cmd in commands}, {(cmd.ce.source, cmd.ce.id) for cmd in commands}

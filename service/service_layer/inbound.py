@@ -1,4 +1,4 @@
-"""Reading a command off Kafka: recognisable (a `Command`) or not (`Unrecognisable` → DLT).
+"""Reading a command off Kafka: recognisable (an `InboundCommand`) or not (`Unrecognisable` → DLT).
 
 Recognisable means: CloudEvents headers, a known command `ce_type`, a strict JSON object body
 (RFC 8259, nested at most 32 deep: CONTRACT.md §4.1) and a UUID `trunkId`. Anything else about
@@ -14,16 +14,22 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ValidationError
-from sip_trunk_contracts import COMMAND_TYPES, CloudEventHeaders, InvalidHeaders, field_errors
+from pydantic import ValidationError
+from sip_trunk_contracts import (
+    COMMAND_TYPES,
+    AnyCommand,
+    CloudEventHeaders,
+    InvalidHeaders,
+    field_errors,
+)
+from sip_trunk_contracts.limits import MAX_BODY_BYTES, MAX_ID_LENGTH
 from sip_trunk_contracts.strict_json import JsonError, canonical, loads
 
-from service.domain.errors import FieldError
+from service.domain.errors import FieldViolation
 
-__all__ = ["MAX_BODY_BYTES", "Command", "Unrecognisable", "read_command"]
-
-MAX_BODY_BYTES = 64 * 1024  # as the REST API's limit: a larger command is refused, not stored
-MAX_ID_LENGTH = 255  # ce_id, ce_source, tenantId: the widths the database keeps
+# The limits are the contract's: MAX_BODY_BYTES as the REST API's (a larger command is refused,
+# not stored), MAX_ID_LENGTH for ce_id, ce_source and tenantId (the widths the database keeps).
+__all__ = ["InboundCommand", "Unrecognisable", "read_command"]
 
 
 class Unrecognisable(Exception):
@@ -31,17 +37,21 @@ class Unrecognisable(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Command:
+class InboundCommand:
+    """A recognisable command as read off the commands topic."""
+
     ce: CloudEventHeaders
     trunk_id: UUID
     tenant_id: str | None
     body: dict[str, Any] = field(repr=False)  # holds the password of a create or update
     body_sha256: str  # of the canonical JSON: the same body re-serialised is the same command
-    model: BaseModel | None = field(repr=False)  # None when the envelope is invalid: `errors`
-    errors: tuple[FieldError, ...] = ()
+    model: AnyCommand | None = field(repr=False)  # None when the envelope is invalid: `errors`
+    errors: tuple[FieldViolation, ...] = ()
 
 
-def read_command(value: bytes | None, headers: Sequence[tuple[str, bytes | None]]) -> Command:
+def read_command(
+    value: bytes | None, headers: Sequence[tuple[str, bytes | None]]
+) -> InboundCommand:
     try:
         ce = CloudEventHeaders.from_kafka(headers)
     except InvalidHeaders as exc:
@@ -55,23 +65,23 @@ def read_command(value: bytes | None, headers: Sequence[tuple[str, bytes | None]
     trunk_id = _trunk_id(body)
     tenant_id, errors = _tenant(body.get("tenantId"))
     if len(value or b"") > MAX_BODY_BYTES:  # the bytes as received, like the REST limit
-        errors += (FieldError("", f"a command body may have at most {MAX_BODY_BYTES} bytes"),)
-    model: BaseModel | None = None
+        errors += (FieldViolation("", f"a command body may have at most {MAX_BODY_BYTES} bytes"),)
+    model: AnyCommand | None = None
     try:
         if not errors:
             model = model_type.model_validate(body)
     except ValidationError as exc:
-        errors = tuple(FieldError(e.pointer, e.message) for e in field_errors(exc))
+        errors = tuple(FieldViolation(e.pointer, e.message) for e in field_errors(exc))
     digest = hashlib.sha256(canonical(body)).hexdigest()
-    return Command(ce, trunk_id, tenant_id, body, digest, model, errors)
+    return InboundCommand(ce, trunk_id, tenant_id, body, digest, model, errors)
 
 
-def _tenant(value: object) -> tuple[str | None, tuple[FieldError, ...]]:
+def _tenant(value: object) -> tuple[str | None, tuple[FieldViolation, ...]]:
     """The acting tenant, when usable (it is echoed on the rejection), and its errors."""
     if value is None or (isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH):
         return value, ()
     if isinstance(value, str):
-        return None, (FieldError("/tenantId", f"must have 1-{MAX_ID_LENGTH} characters"),)
+        return None, (FieldViolation("/tenantId", f"must have 1-{MAX_ID_LENGTH} characters"),)
     return None, ()  # a wrong type is reported by the envelope model
 
 

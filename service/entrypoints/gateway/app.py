@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,7 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import SecretStr
-from sip_trunk_contracts import FieldError
+from sip_trunk_contracts import CommandEnvelope, FieldError
 from starlette.exceptions import HTTPException
 
 from service import bootstrap
@@ -31,7 +31,7 @@ from service.entrypoints.gateway.middleware import RequestIdMiddleware
 from service.entrypoints.gateway.openapi import install_openapi
 from service.entrypoints.gateway.problems import Code, ProblemError, problem_response
 from service.entrypoints.gateway.read_model import ReadModel
-from service.entrypoints.gateway.routes import Gateway, allowed_methods, probes, trunks
+from service.entrypoints.gateway.routes import AppContext, allowed_methods, probes, trunks
 from service.entrypoints.gateway.state_feed import StateFeed
 from service.entrypoints.gateway.tokens import jwt_secret
 
@@ -71,7 +71,7 @@ def create_app(settings: Settings, backend: Backend) -> FastAPI:
             HTTPException: _on_http_error,
         },
     )
-    app.state.gateway = Gateway(backend, jwt_secret(settings), settings.gateway_reply_timeout_s)
+    app.state.context = AppContext(backend, jwt_secret(settings), settings.gateway_reply_timeout_s)
     app.include_router(trunks)
     app.include_router(probes)
     app.add_middleware(RequestIdMiddleware)
@@ -116,16 +116,7 @@ class _NoBackend:
     async def ready(self) -> bool:
         return False
 
-    async def request(
-        self,
-        ce_type: str,
-        body: Mapping[str, Any],
-        *,
-        key: str,
-        command_id: str,
-        correlation_id: str,
-        timeout_s: float,
-    ) -> Outcome:
+    async def request(self, command: CommandEnvelope, *, timeout_s: float) -> Outcome:
         raise NotImplementedError
 
 

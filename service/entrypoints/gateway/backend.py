@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Protocol
+
+from sip_trunk_contracts import CommandEnvelope
 
 from service.adapters.command_bus import CommandBus, Outcome
 from service.entrypoints.gateway.read_model import ReadModel
@@ -21,16 +22,7 @@ class Backend(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
     async def ready(self) -> bool: ...
-    async def request(
-        self,
-        ce_type: str,
-        body: Mapping[str, Any],
-        *,
-        key: str,
-        command_id: str,
-        correlation_id: str,
-        timeout_s: float,
-    ) -> Outcome:
+    async def request(self, command: CommandEnvelope, *, timeout_s: float) -> Outcome:
         """Raises `service.adapters.command_bus.BrokerUnavailable` or `TimeoutError`."""
         ...
 

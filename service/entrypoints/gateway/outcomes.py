@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, assert_never
 
 from fastapi import Response
 from fastapi.responses import JSONResponse
@@ -25,17 +25,23 @@ def trunk_response(trunk: Any, version: int, status_code: int = 200) -> JSONResp
 
 
 def outcome_response(outcome: Outcome) -> Response:
-    """The response for a command's outcome; a rejection is raised as its problem."""
-    body, ce_type = outcome.body, outcome.headers.type
-    if ce_type == TrunkCreated.CE_TYPE:
-        response = trunk_response(body["trunk"], body["version"], 201)
-        response.headers["Location"] = f"{BASE_PATH}/{body['trunk']['id']}"
-        return response
-    if ce_type == TrunkUpdated.CE_TYPE:
-        return trunk_response(body["trunk"], body["version"])
-    if ce_type == TrunkDeleted.CE_TYPE:
-        return Response(status_code=204)
-    if ce_type == TrunkRejected.CE_TYPE:
-        # A reason is a code of the API by name; its status comes from the code.
-        raise ProblemError(Code(body["reason"]), str(body["detail"]), errors=body["errors"])
-    raise RuntimeError(f"unexpected outcome event {ce_type!r}")
+    """The response for a command's outcome; a rejection is raised as its problem.
+
+    The trunk is written back as the worker wrote it: the contract model serialises to the same
+    JSON it was read from (fields in contract order, times as `format_utc` writes them)."""
+    event = outcome.event
+    match event:
+        case TrunkCreated():
+            trunk = event.trunk.model_dump(mode="json")
+            response = trunk_response(trunk, event.version, 201)
+            response.headers["Location"] = f"{BASE_PATH}/{trunk['id']}"
+            return response
+        case TrunkUpdated():
+            return trunk_response(event.trunk.model_dump(mode="json"), event.version)
+        case TrunkDeleted():
+            return Response(status_code=204)
+        case TrunkRejected():
+            # A reason is a code of the API by name; its status comes from the code.
+            raise ProblemError(Code(event.reason.value), event.detail, errors=event.errors)
+        case _:
+            assert_never(event)

@@ -13,20 +13,16 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from sip_trunk_contracts.strict_json import MAX_DEPTH
+from sip_trunk_contracts import CommandEnvelope, TrunkDeleted, TrunkRejected
+from sip_trunk_contracts.limits import MAX_DEPTH, MAX_IDEMPOTENCY_KEY_LENGTH
 
-from service.adapters.command_bus import BrokerUnavailable
+from service.adapters.command_bus import BrokerUnavailable, Outcome
 from service.entrypoints.gateway.auth import Caller, authenticate, authorize
 from service.entrypoints.gateway.backend import Backend
-from service.entrypoints.gateway.commands import (
-    Command,
-    create_command,
-    delete_command,
-    update_command,
-)
+from service.entrypoints.gateway.commands import create_command, delete_command, update_command
 from service.entrypoints.gateway.inputs import (
+    IF_MATCH_PATTERN,
     JSON,
-    MAX_IDEMPOTENCY_KEY,
     MERGE_PATCH_JSON,
     parse_idempotency_key,
     parse_if_match,
@@ -36,6 +32,7 @@ from service.entrypoints.gateway.inputs import (
 from service.entrypoints.gateway.openapi import CREATE_BODY, PATCH_BODY, documented
 from service.entrypoints.gateway.outcomes import BASE_PATH, outcome_response, trunk_response
 from service.entrypoints.gateway.pagination import (
+    CURSOR_SCHEMA,
     DEFAULT_LIMIT,
     MAX_LIMIT,
     decode_cursor,
@@ -45,29 +42,29 @@ from service.entrypoints.gateway.problems import Code, ProblemError
 from service.entrypoints.gateway.tokens import READ_SCOPE, WRITE_SCOPE
 from service.logs import get_logger
 
-__all__ = ["Gateway", "allowed_methods", "probes", "trunks"]
+__all__ = ["AppContext", "allowed_methods", "probes", "trunks"]
 
 log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class Gateway:
-    """What the routes use, kept in `app.state.gateway`."""
+class AppContext:
+    """What the routes use, kept in `app.state.context`."""
 
     backend: Backend
     jwt_secret: str
     reply_timeout_s: float
 
 
-def _gateway(request: Request) -> Gateway:
-    gateway: Gateway = request.app.state.gateway
-    return gateway
+def _context(request: Request) -> AppContext:
+    context: AppContext = request.app.state.context
+    return context
 
 
 def _caller(scope: str) -> Any:
     # Dependencies are `async`: FastAPI would run plain functions in a thread pool.
     async def dependency(request: Request) -> Caller:
-        caller = authenticate(request.headers.get("authorization"), _gateway(request).jwt_secret)
+        caller = authenticate(request.headers.get("authorization"), _context(request).jwt_secret)
         authorize(caller, scope)
         return caller
 
@@ -90,7 +87,7 @@ async def _idempotency_key(
             alias="Idempotency-Key",
             description="a retry with the same key and body returns the first outcome; "
             "the same key with another body is 422 idempotency_key_reused",
-            json_schema_extra={"minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
+            json_schema_extra={"minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH},
         ),
     ] = None,
 ) -> str | None:
@@ -104,6 +101,7 @@ async def _expected_version(
             alias="If-Match",
             description='the version the change expects, as its ETag ("3"), or *; '
             "a stale version is 412",
+            json_schema_extra={"pattern": IF_MATCH_PATTERN},
         ),
     ] = None,
 ) -> int | None:
@@ -141,17 +139,10 @@ trunks = APIRouter(prefix=BASE_PATH, tags=["sip-trunks"], dependencies=[Depends(
 probes = APIRouter(tags=["probes"])
 
 
-async def _execute(request: Request, command: Command) -> Response:
-    gateway = _gateway(request)
+async def _execute(request: Request, command: CommandEnvelope) -> Response:
+    context = _context(request)
     try:
-        outcome = await gateway.backend.request(
-            command.ce_type,
-            command.body,
-            key=command.trunk_id,
-            command_id=command.command_id,
-            correlation_id=request.state.request_id,
-            timeout_s=gateway.reply_timeout_s,
-        )
+        outcome = await context.backend.request(command, timeout_s=context.reply_timeout_s)
     except BrokerUnavailable:
         raise ProblemError(
             Code.BROKER_UNAVAILABLE, "the message broker did not take the command; retry later"
@@ -159,7 +150,7 @@ async def _execute(request: Request, command: Command) -> Response:
     except TimeoutError:
         raise _timeout(command) from None
     if outcome.headers.causation_id not in (None, command.command_id) or not _answers(
-        outcome.body, command
+        outcome, command
     ):
         # Another command's outcome, or another producer reused this command id for another
         # trunk or tenant: never hand it (maybe another tenant's trunk) to this caller.
@@ -168,14 +159,14 @@ async def _execute(request: Request, command: Command) -> Response:
     return outcome_response(outcome)
 
 
-def _answers(event: dict[str, Any], command: Command) -> bool:
+def _answers(outcome: Outcome, command: CommandEnvelope) -> bool:
     """The event is about this command's trunk and tenant."""
-    trunk = event.get("trunk")
-    trunk_id = event.get("trunkId") or (trunk.get("id") if isinstance(trunk, dict) else None)
-    return str(trunk_id) == command.trunk_id and event.get("tenantId") == command.body["tenantId"]
+    event = outcome.event
+    trunk_id = event.trunkId if isinstance(event, TrunkDeleted | TrunkRejected) else event.trunk.id
+    return str(trunk_id) == command.trunk_id and event.tenantId == command.tenant_id
 
 
-def _timeout(command: Command) -> ProblemError:
+def _timeout(command: CommandEnvelope) -> ProblemError:
     return ProblemError(
         Code.TIMEOUT,
         f"no outcome of command {command.command_id} in time; it may still be applied. "
@@ -189,12 +180,12 @@ async def list_trunks(
     caller: Reader,
     request: Request,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(description="from the `Link` of the last page")] = None,
+    cursor: Annotated[str | None, Query(description="from the `Link` of the last page", json_schema_extra=CURSOR_SCHEMA)] = None,
 ) -> Response:
     """The caller's tenant's trunks and the system trunks, oldest first."""
     after = decode_cursor(cursor) if cursor is not None else None
     # One more than asked: a next page is announced only when there is one.
-    records = _gateway(request).backend.reads.page(caller.tenant, after=after, limit=limit + 1)
+    records = _context(request).backend.reads.page(caller.tenant, after=after, limit=limit + 1)
     response = JSONResponse([dict(record.trunk) for record in records[:limit]])
     if len(records) > limit:
         response.headers["Link"] = next_link(BASE_PATH, limit, records[limit - 1].order_key)
@@ -205,12 +196,13 @@ async def list_trunks(
 async def create_trunk(
     caller: Writer, fields: CreateBody, key: IdempotencyKey, request: Request
 ) -> Response:
-    return await _execute(request, create_command(caller.tenant, fields, key))
+    command = create_command(caller.tenant, fields, key, request.state.request_id)
+    return await _execute(request, command)
 
 
 @trunks.get("/{id}", **documented("getSipTrunk", READ_SCOPE))
 async def get_trunk(caller: Reader, trunk_id: TrunkId, request: Request) -> Response:
-    record = _gateway(request).backend.reads.get(str(trunk_id))
+    record = _context(request).backend.reads.get(str(trunk_id))
     if record is None or not record.visible_to(caller.tenant):
         # Another tenant's trunk is not found either: its existence is not revealed.
         raise ProblemError(Code.NOT_FOUND, f"no trunk {trunk_id}")
@@ -226,7 +218,9 @@ async def update_trunk(
     trunk_id: TrunkId,
     request: Request,
 ) -> Response:
-    command = update_command(caller.tenant, trunk_id, changes, version, key)
+    command = update_command(
+        caller.tenant, trunk_id, changes, version, key, request.state.request_id
+    )
     return await _execute(request, command)
 
 
@@ -238,7 +232,8 @@ async def delete_trunk(
     trunk_id: TrunkId,
     request: Request,
 ) -> Response:
-    return await _execute(request, delete_command(caller.tenant, trunk_id, version, key))
+    command = delete_command(caller.tenant, trunk_id, version, key, request.state.request_id)
+    return await _execute(request, command)
 
 
 @probes.get("/healthz", **documented("healthz"))
@@ -249,7 +244,7 @@ async def healthz() -> dict[str, str]:
 @probes.get("/readyz", **documented("readyz"))
 async def readyz(request: Request) -> dict[str, str]:
     try:
-        ready = await _gateway(request).backend.ready()
+        ready = await _context(request).backend.ready()
     except Exception:  # a probe answers, whatever the backend does
         log.exception("readiness.failed")
         ready = False

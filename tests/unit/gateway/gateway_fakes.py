@@ -5,15 +5,15 @@ Imported as `tests.unit.gateway.gateway_fakes`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 import httpx
 from pydantic import SecretStr
-from sip_trunk_contracts import CloudEventHeaders, strict_json
+from sip_trunk_contracts import CloudEventHeaders, CommandEnvelope
 
 from service.adapters.command_bus import Outcome
 from service.config import Settings
@@ -60,21 +60,12 @@ class MemoryBackend:
     async def ready(self) -> bool:
         return self.is_ready
 
-    async def request(
-        self,
-        ce_type: str,
-        body: Mapping[str, Any],
-        *,
-        key: str,
-        command_id: str,
-        correlation_id: str,
-        timeout_s: float,
-    ) -> Outcome:
+    async def request(self, command: CommandEnvelope, *, timeout_s: float) -> Outcome:
         if self.fail_with is not None:
             raise self.fail_with
-        self.sent.append(Sent(ce_type, dict(body), key, command_id, correlation_id))
-        ce = replace(CloudEventHeaders.new(ce_type, "/gateway", correlation_id), id=command_id)
-        messages = await self.harness.run(read_command(strict_json.dumps(body), ce.to_kafka()))
+        ce = command.headers
+        self.sent.append(Sent(ce.type, dict(command.body), command.key, ce.id, ce.correlation_id))
+        messages = await self.harness.run(read_command(command.value(), command.kafka_headers()))
         for message in messages:  # read-your-writes, as the Kafka backend's event hook does
             time = CloudEventHeaders.from_kafka(message.kafka_headers()).time
             if message.topic == TOPICS.events:
@@ -84,7 +75,7 @@ class MemoryBackend:
             else:
                 self.reads.snapshot(payload(message))
         event = next(m for m in messages if m.topic == TOPICS.events)
-        return Outcome(CloudEventHeaders.from_kafka(event.kafka_headers()), payload(event))
+        return Outcome.decode(CloudEventHeaders.from_kafka(event.kafka_headers()), payload(event))
 
     def seed_system_trunk(self) -> UUID:
         trunk = self.harness.seed_system_trunk()

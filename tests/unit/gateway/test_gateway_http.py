@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 from uuid import uuid4
 
 import httpx
 import pytest
-from sip_trunk_contracts import MASKED_PASSWORD
+from sip_trunk_contracts import MASKED_PASSWORD, CommandEnvelope
 from structlog.testing import capture_logs
 
 import service.entrypoints.gateway.inputs as inputs_module
@@ -450,14 +451,15 @@ async def test_unknown_trunk_is_404(client: httpx.AsyncClient) -> None:
 async def test_trunk_id_in_use_is_409(client: httpx.AsyncClient, backend: MemoryBackend) -> None:
     key = "create-once"
     taken = create_command(TENANT, {}, key).trunk_id
-    await backend.request(  # the id is taken by a command from elsewhere
-        "sip_trunks.CreateSipTrunk.v1",
-        {"trunkId": taken, "tenantId": TENANT, **TRUNK},
-        key=taken,
+    elsewhere = CommandEnvelope.create(
+        TRUNK,
+        trunk_id=taken,
+        tenant_id=TENANT,
+        source="/gateway",
         command_id=str(uuid4()),
         correlation_id="elsewhere",
-        timeout_s=1,
     )
+    await backend.request(elsewhere, timeout_s=1)  # the id is taken by a command from elsewhere
     response = await client.post(BASE, headers=auth(**{"Idempotency-Key": key}), json=TRUNK)
     assert_problem(response, 409, "already_exists")
 
@@ -565,9 +567,10 @@ async def test_another_requests_outcome_is_never_returned(
     other = await create(client)
     original = backend.request
 
-    async def crossed(*args: Any, **kwargs: Any) -> Outcome:
-        kwargs["command_id"] = str(uuid4())  # as if the other request's command answered
-        return await original(*args, **kwargs)
+    async def crossed(command: CommandEnvelope, **kwargs: Any) -> Outcome:
+        # as if the other request's command answered
+        command = replace(command, headers=replace(command.headers, id=str(uuid4())))
+        return await original(command, **kwargs)
 
     backend.request = crossed  # type: ignore[method-assign]
     response = await client.patch(f"{BASE}/{other['id']}", headers=auth(), json={})
@@ -583,7 +586,9 @@ async def test_an_outcome_about_another_tenant_is_never_returned(
 
     async def foreign(*args: Any, **kwargs: Any) -> Outcome:
         outcome = await original(*args, **kwargs)
-        return Outcome(outcome.headers, {**outcome.body, "tenantId": "someone-else"})
+        return Outcome(
+            outcome.headers, outcome.event.model_copy(update={"tenantId": "someone-else"})
+        )
 
     backend.request = foreign  # type: ignore[method-assign]
     response = await client.patch(f"{BASE}/{mine['id']}", headers=auth(), json={})

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 
 from sip_trunk_contracts import (
     CloudEventHeaders,
+    CommandEnvelope,
     CreateSipTrunk,
     DeleteSipTrunk,
     Topics,
@@ -23,7 +24,7 @@ from sip_trunk_contracts import (
 
 from service.domain import Reason, Rejected, SipTrunk, upsert_system_trunk
 from service.service_layer.handlers import CommandProcessor, Services
-from service.service_layer.inbound import Command, read_command
+from service.service_layer.inbound import InboundCommand, read_command
 from service.service_layer.messages import OutgoingMessage
 from service.service_layer.outgoing import MessageFactory
 from service.service_layer.ports import ProcessedCommand
@@ -248,7 +249,7 @@ class Harness:
     def processor(self) -> CommandProcessor:
         return CommandProcessor(self.db.unit_of_work, self.services)
 
-    async def run(self, *commands: Command) -> list[OutgoingMessage]:
+    async def run(self, *commands: InboundCommand) -> list[OutgoingMessage]:
         """Process the commands as one batch; return the outbox rows it added."""
         before = len(self.db.outbox)
         await self.processor.process(commands)
@@ -272,12 +273,16 @@ def command(
     source: str = "/test",
     id: str | None = None,  # the CloudEvents name
     correlation_id: str | None = None,
-) -> Command:
-    """A command as read off Kafka: headers encoded, then parsed by the real `read_command`."""
-    ce = CloudEventHeaders.new(ce_type, source, correlation_id or f"corr-{uuid4()}")
-    if id is not None:
-        ce = replace(ce, id=id)
+) -> InboundCommand:
+    """Any body (valid or not) as read off Kafka: headers encoded, then parsed by the real
+    `read_command`. `create`, `update` and `delete` below send well-formed commands."""
+    ce = CloudEventHeaders.new(ce_type, source, correlation_id or f"corr-{uuid4()}", id=id)
     return read_command(json.dumps(body).encode(), ce.to_kafka())
+
+
+def received(envelope: CommandEnvelope) -> InboundCommand:
+    """A command built by the contract's `CommandEnvelope`, as the worker reads it."""
+    return read_command(envelope.value(), envelope.kafka_headers())
 
 
 def trunk_fields(**overrides: Any) -> dict[str, Any]:
@@ -297,44 +302,76 @@ def trunk_fields(**overrides: Any) -> dict[str, Any]:
     return fields
 
 
+def create_command(
+    trunk_id: UUID,
+    tenant: str | None = TENANT,
+    *,
+    source: str = "/test",
+    id: str | None = None,  # the CloudEvents name
+    correlation_id: str | None = None,
+    **overrides: Any,
+) -> CommandEnvelope:
+    """A create of `trunk_fields(**overrides)`, built as every producer builds one."""
+    return CommandEnvelope.create(
+        trunk_fields(**overrides),
+        trunk_id=trunk_id,
+        tenant_id=tenant,
+        source=source,
+        command_id=id,
+        correlation_id=correlation_id or f"corr-{uuid4()}",
+    )
+
+
 def create_body(trunk_id: UUID, tenant: str | None = TENANT, **overrides: Any) -> dict[str, Any]:
-    return {"trunkId": str(trunk_id), "tenantId": tenant, **trunk_fields(**overrides)}
+    return create_command(trunk_id, tenant, **overrides).body
 
 
-def update_body(
+def create(trunk_id: UUID, tenant: str | None = TENANT, **kwargs: Any) -> InboundCommand:
+    return received(create_command(trunk_id, tenant, **kwargs))
+
+
+def update(
     trunk_id: UUID,
     changes: Any,
     tenant: str | None = TENANT,
+    *,
     expected_version: int | None = None,
-) -> dict[str, Any]:
-    body: dict[str, Any] = {"trunkId": str(trunk_id), "tenantId": tenant, "changes": changes}
-    if expected_version is not None:
-        body["expectedVersion"] = expected_version
-    return body
+    source: str = "/test",
+    id: str | None = None,
+    correlation_id: str | None = None,
+) -> InboundCommand:
+    return received(
+        CommandEnvelope.update(
+            changes,
+            trunk_id=trunk_id,
+            tenant_id=tenant,
+            source=source,
+            expected_version=expected_version,
+            command_id=id,
+            correlation_id=correlation_id or f"corr-{uuid4()}",
+        )
+    )
 
 
-def delete_body(
-    trunk_id: UUID, tenant: str | None = TENANT, expected_version: int | None = None
-) -> dict[str, Any]:
-    body: dict[str, Any] = {"trunkId": str(trunk_id), "tenantId": tenant}
-    if expected_version is not None:
-        body["expectedVersion"] = expected_version
-    return body
-
-
-def create(trunk_id: UUID, tenant: str | None = TENANT, **kwargs: Any) -> Command:
-    cmd_kwargs = {k: kwargs.pop(k) for k in ("source", "id", "correlation_id") if k in kwargs}
-    return command(CREATE, create_body(trunk_id, tenant, **kwargs), **cmd_kwargs)
-
-
-def update(trunk_id: UUID, changes: Any, tenant: str | None = TENANT, **kwargs: Any) -> Command:
-    cmd_kwargs = {k: kwargs.pop(k) for k in ("source", "id", "correlation_id") if k in kwargs}
-    return command(UPDATE, update_body(trunk_id, changes, tenant, **kwargs), **cmd_kwargs)
-
-
-def delete(trunk_id: UUID, tenant: str | None = TENANT, **kwargs: Any) -> Command:
-    cmd_kwargs = {k: kwargs.pop(k) for k in ("source", "id", "correlation_id") if k in kwargs}
-    return command(DELETE, delete_body(trunk_id, tenant, **kwargs), **cmd_kwargs)
+def delete(
+    trunk_id: UUID,
+    tenant: str | None = TENANT,
+    *,
+    expected_version: int | None = None,
+    source: str = "/test",
+    id: str | None = None,
+    correlation_id: str | None = None,
+) -> InboundCommand:
+    return received(
+        CommandEnvelope.delete(
+            trunk_id=trunk_id,
+            tenant_id=tenant,
+            source=source,
+            expected_version=expected_version,
+            command_id=id,
+            correlation_id=correlation_id or f"corr-{uuid4()}",
+        )
+    )
 
 
 # --- reading messages ----------------------------------------------------------------------

@@ -19,7 +19,7 @@ from sip_trunk_contracts import (
 
 from service.domain import Reason
 from service.service_layer.handlers import handle_command
-from service.service_layer.inbound import Command
+from service.service_layer.inbound import InboundCommand
 from service.service_layer.messages import OutgoingMessage
 from tests.unit.service.fakes import (
     CREATE,
@@ -75,7 +75,9 @@ def assert_rejected(
     return body
 
 
-def assert_same_event(again: OutgoingMessage, original: OutgoingMessage, cmd: Command) -> None:
+def assert_same_event(
+    again: OutgoingMessage, original: OutgoingMessage, cmd: InboundCommand
+) -> None:
     """The original event again (same ce_id, body), addressed to the repeating command."""
     assert again.header("ce_id") == original.header("ce_id")
     assert (again.topic, again.key, again.payload) == (

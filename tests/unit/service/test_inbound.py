@@ -19,7 +19,7 @@ from sip_trunk_contracts import (
     UpdateSipTrunk,
 )
 
-from service.service_layer.inbound import Command, Unrecognisable, read_command
+from service.service_layer.inbound import InboundCommand, Unrecognisable, read_command
 from tests.unit.service.fakes import CREATE, DELETE, PASSWORD, TENANT, UPDATE, create_body
 
 Headers = list[tuple[str, bytes | None]]
@@ -306,7 +306,7 @@ def test_body_hash_ignores_the_headers() -> None:
     )
 
 
-# --- anything at all: a Command or Unrecognisable, never another exception -----------------
+# --- anything at all: an InboundCommand or Unrecognisable, never another exception ---------
 
 _KNOWN_NAMES = [
     "ce_specversion",
@@ -393,7 +393,7 @@ def test_anything_is_a_command_or_unrecognisable(value: bytes | None, hs: Header
         event("unrecognisable")
         return
     event("command with errors" if cmd.errors else "valid command")
-    assert isinstance(cmd, Command)
+    assert isinstance(cmd, InboundCommand)
     assert isinstance(cmd.trunk_id, UUID)
     assert (cmd.model is None) == bool(cmd.errors)
 
