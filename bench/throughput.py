@@ -50,6 +50,7 @@ from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from sip_trunk_contracts import CommandEnvelope, TrunkRejected
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -63,6 +64,7 @@ from service.logs import configure_logging
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / ".dev" / "bench-latest.json"
 PARTITIONS = 6
+_REJECTED = TrunkRejected.CE_TYPE.encode()
 RAW_REPEATS = 3
 DEV_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:55432/sip_trunks"
 # Variables the bench sets for the service processes; the rest of the environment passes through.
@@ -118,14 +120,12 @@ class Row:
 
 
 def create_commands(n: int) -> list[Message]:
-    """N valid CreateSipTrunk commands, distinct trunks and ids, headers per CONTRACT.md §3."""
-    sent_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    """N valid CreateSipTrunk commands, distinct trunks and ids, built by the contract's
+    `CommandEnvelope` as every producer builds them (one `ce_time` for all)."""
+    sent_at = datetime.now(UTC)
     commands: list[Message] = []
     for i in range(n):
-        trunk_id = str(uuid.uuid4())
-        body = {
-            "trunkId": trunk_id,
-            "tenantId": f"bench-tenant-{i % 50}",
+        fields = {
             "name": f"Bench trunk {i}",
             "gateways": [
                 {"ipOrDomain": f"sip{i % 100}.bench.example.com", "port": 5060, "name": "primary"},
@@ -134,22 +134,14 @@ def create_commands(n: int) -> list[Message]:
             "authentication": {"username": f"bench_{i}", "password": "bench-pass-123"},
             "advanced": {"transport": "udp", "numbers": ["+4930123456"]},
         }
-        headers = {
-            "ce_specversion": "1.0",
-            "ce_id": str(uuid.uuid4()),
-            "ce_source": "/bench",
-            "ce_type": "sip_trunks.CreateSipTrunk.v1",
-            "ce_time": sent_at,
-            "content-type": "application/json",
-            "ce_correlationid": str(uuid.uuid4()),
-        }
-        commands.append(
-            (
-                trunk_id.encode(),
-                json.dumps(body, separators=(",", ":")).encode(),
-                [(k, v.encode()) for k, v in headers.items()],
-            )
+        command = CommandEnvelope.create(
+            fields,
+            trunk_id=uuid.uuid4(),
+            tenant_id=f"bench-tenant-{i % 50}",
+            source="/bench",
+            time=sent_at,
         )
+        commands.append((command.key_bytes(), command.value(), command.kafka_headers()))
     return commands
 
 
@@ -336,7 +328,7 @@ class Outcomes:
         for record in records:
             headers = dict(record.headers)
             self.count += 1
-            self.rejected += headers.get("ce_type", b"").endswith(b"TrunkRejected.v1")
+            self.rejected += headers.get("ce_type") == _REJECTED
             stamped = datetime.fromisoformat(headers["ce_time"].decode()).timestamp()
             self.first_event = min(self.first_event, stamped)
 

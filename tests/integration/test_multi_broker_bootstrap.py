@@ -7,15 +7,17 @@ from __future__ import annotations
 import math
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sip_trunk_contracts import CommandEnvelope, TrunkCreated
 from sip_trunk_contracts.strict_json import JsonError
 
 from service.adapters.command_bus import CommandBus
 from service.config import Settings
 from tests.conftest import KAFKA_BOOTSTRAP
 from tests.e2e.stack import free_port
-from tests.integration.kafka_stack import CREATE, running_service
+from tests.integration.kafka_stack import running_service
 
 
 async def test_the_service_runs_on_a_bootstrap_list_and_the_bus_writes_strict_json(
@@ -31,22 +33,24 @@ async def test_the_service_runs_on_a_bootstrap_list_and_the_bus_writes_strict_js
     )
     assert len(settings.kafka_bootstrap_list) >= 2
     trunk_id = str(uuid.uuid4())
-    body = {
-        "trunkId": trunk_id,
-        "tenantId": "acme",
-        "name": "Office",
-        "gateways": [{"ipOrDomain": "sip.example.com", "name": "gw"}],
-    }
+    fields = {"name": "Office", "gateways": [{"ipOrDomain": "sip.example.com", "name": "gw"}]}
+
+    def create(**changed: Any) -> CommandEnvelope:
+        return CommandEnvelope.create(
+            {**fields, **changed}, trunk_id=trunk_id, tenant_id="acme", source="/multi-broker-test"
+        )
+
     async with running_service(settings):
-        bus = CommandBus(settings, "/multi-broker-test")
+        bus = CommandBus(settings)
         await bus.start()
         try:
-            outcome = await bus.request(CREATE, body, key=trunk_id, timeout_s=20)
+            outcome = await bus.request(create(), timeout_s=20)
             assert outcome.headers.type == "sip_trunks.TrunkCreated.v1"
-            assert outcome.body["trunk"]["id"] == trunk_id
+            assert isinstance(outcome.event, TrunkCreated)
+            assert str(outcome.event.trunk.id) == trunk_id
             # Nothing that is not RFC 8259 JSON is handed to Kafka: the caller hears why.
             for bad in (math.nan, math.inf, "\ud800"):
                 with pytest.raises(JsonError):
-                    await bus.send(CREATE, {**body, "name": bad}, key=trunk_id)
+                    await bus.send(create(name=bad))
         finally:
             await bus.stop()
