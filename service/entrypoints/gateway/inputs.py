@@ -9,6 +9,7 @@ from uuid import UUID
 
 from fastapi import Request
 from sip_trunk_contracts import FieldError
+from sip_trunk_contracts.limits import MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LENGTH
 from sip_trunk_contracts.strict_json import MAX_DEPTH, JsonError, loads
 
 from service.entrypoints.gateway.problems import Code, ProblemError
@@ -26,11 +27,10 @@ __all__ = [
 
 JSON = "application/json"
 MERGE_PATCH_JSON = "application/merge-patch+json"  # RFC 7396's own type, for PATCH
-MAX_BODY_BYTES = 64 * 1024
 # Once the headers are in, the whole body must arrive within this: a client that announces more
 # than it sends must not hold a connection (and a request slot) for as long as it likes.
 BODY_TIMEOUT_S = 10.0
-MAX_IDEMPOTENCY_KEY = 255
+MAX_IDEMPOTENCY_KEY = MAX_IDEMPOTENCY_KEY_LENGTH  # the contract's, as MAX_BODY_BYTES
 # Versions are positive and fit a signed 64-bit column; leading zeros would be another ETag.
 _IF_MATCH = re.compile(r'"(0|[1-9][0-9]{0,17})"')
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")

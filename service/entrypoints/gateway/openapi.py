@@ -7,12 +7,28 @@ single judge of the field rules, so the models below exist for the document only
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
 from sip_trunk_contracts import TrunkView
+from sip_trunk_contracts.limits import (
+    DEFAULT_PORT,
+    DOMAIN_MAX_LENGTH,
+    GATEWAY_NAME_MAX_LENGTH,
+    MAX_GATEWAYS,
+    MAX_NUMBERS,
+    MAX_PORT,
+    MIN_GATEWAYS,
+    MIN_PORT,
+    NAME_MAX_LENGTH,
+    PASSWORD_MAX_LENGTH,
+    PASSWORD_MIN_LENGTH,
+    USERNAME_PATTERN,
+    MediaEncryption,
+    Transport,
+)
 
 from service.entrypoints.gateway.problems import PROBLEM_JSON, STATUS, Code, Problem
 
@@ -24,24 +40,28 @@ _NO_EXTRA = ConfigDict(extra="forbid")
 
 class GatewayInput(BaseModel):
     model_config = _NO_EXTRA
-    ipOrDomain: str = Field(max_length=253, description="IPv4, IPv6 or domain name; no port")
-    port: int = Field(default=5060, ge=1, le=65535)
-    name: str = Field(min_length=1, max_length=64)
+    ipOrDomain: str = Field(
+        max_length=DOMAIN_MAX_LENGTH, description="IPv4, IPv6 or domain name; no port"
+    )
+    port: int = Field(default=DEFAULT_PORT, ge=MIN_PORT, le=MAX_PORT)
+    name: str = Field(min_length=1, max_length=GATEWAY_NAME_MAX_LENGTH)
 
 
 class AuthenticationInput(BaseModel):
     model_config = _NO_EXTRA
-    username: str = Field(pattern=r"^[A-Za-z0-9._~+-]{1,64}$")
+    username: str = Field(pattern=f"^{USERNAME_PATTERN}$")
     password: str = Field(
-        min_length=8, max_length=128, description="`********` keeps the stored password (PATCH)"
+        min_length=PASSWORD_MIN_LENGTH,
+        max_length=PASSWORD_MAX_LENGTH,
+        description="`********` keeps the stored password (PATCH)",
     )
 
 
 class AdvancedInput(BaseModel):
     model_config = _NO_EXTRA
-    transport: Literal["auto", "udp", "tcp", "tls"] | None = None
-    numbers: list[str] | None = Field(default=None, max_length=50, description="E.164")
-    mediaEncryption: Literal["disable", "allow", "require"] | None = None
+    transport: Transport | None = None
+    numbers: list[str] | None = Field(default=None, max_length=MAX_NUMBERS, description="E.164")
+    mediaEncryption: MediaEncryption | None = None
     destinationCountry: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     headers: dict[str, str] | None = Field(default=None, description="SIP header name → value")
 
@@ -50,24 +70,28 @@ class TrunkCreate(BaseModel):
     """A new trunk; read-only and unknown fields are refused (422), naming the field."""
 
     model_config = _NO_EXTRA
-    name: str = Field(min_length=1, max_length=100)
-    gateways: list[GatewayInput] = Field(min_length=1, max_length=10)
+    name: str = Field(min_length=1, max_length=NAME_MAX_LENGTH)
+    gateways: list[GatewayInput] = Field(min_length=MIN_GATEWAYS, max_length=MAX_GATEWAYS)
     authentication: AuthenticationInput | None = None
     advanced: AdvancedInput | None = None
 
 
 class AuthenticationPatch(BaseModel):
     model_config = _NO_EXTRA
-    username: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._~+-]{1,64}$")
-    password: str | None = Field(default=None, min_length=8, max_length=128)
+    username: str | None = Field(default=None, pattern=f"^{USERNAME_PATTERN}$")
+    password: str | None = Field(
+        default=None, min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH
+    )
 
 
 class TrunkPatch(BaseModel):
     """A JSON Merge Patch (RFC 7396): absent is unchanged, `null` removes, lists are replaced."""
 
     model_config = _NO_EXTRA
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    gateways: list[GatewayInput] | None = Field(default=None, min_length=1, max_length=10)
+    name: str | None = Field(default=None, min_length=1, max_length=NAME_MAX_LENGTH)
+    gateways: list[GatewayInput] | None = Field(
+        default=None, min_length=MIN_GATEWAYS, max_length=MAX_GATEWAYS
+    )
     authentication: AuthenticationPatch | None = None
     advanced: AdvancedInput | None = None
 
