@@ -6,22 +6,10 @@ kept here for the tests that import them from this module."""
 
 from __future__ import annotations
 
-from service.entrypoints.processes import (
-    ROLES,
-    Stack,
-    free_port,
-    running_stack,
-    start_process,
-    stop_process,
-    wait_ready,
-)
-
-__all__ = [
-    "ROLES",
-    "Stack",
-    "free_port",
-    "running_stack",
-    "start_process",
-    "stop_process",
-    "wait_ready",
-]
+from service.entrypoints.processes import ROLES as ROLES
+from service.entrypoints.processes import Stack as Stack
+from service.entrypoints.processes import free_port as free_port
+from service.entrypoints.processes import running_stack as running_stack
+from service.entrypoints.processes import start_process as start_process
+from service.entrypoints.processes import stop_process as stop_process
+from service.entrypoints.processes import wait_ready as wait_ready
