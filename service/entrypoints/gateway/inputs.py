@@ -16,6 +16,7 @@ from service.entrypoints.gateway.problems import Code, ProblemError
 
 __all__ = [
     "BODY_TIMEOUT_S",
+    "IF_MATCH_PATTERN",
     "JSON",
     "MAX_BODY_BYTES",
     "MERGE_PATCH_JSON",
@@ -32,7 +33,10 @@ MERGE_PATCH_JSON = "application/merge-patch+json"  # RFC 7396's own type, for PA
 BODY_TIMEOUT_S = 10.0
 MAX_IDEMPOTENCY_KEY = MAX_IDEMPOTENCY_KEY_LENGTH  # the contract's, as MAX_BODY_BYTES
 # Versions are positive and fit a signed 64-bit column; leading zeros would be another ETag.
-_IF_MATCH = re.compile(r'"(0|[1-9][0-9]{0,17})"')
+_VERSION = r'"(0|[1-9][0-9]{0,17})"'
+_IF_MATCH = re.compile(_VERSION)
+IF_MATCH_PATTERN = rf"^(\*|{_VERSION})$"
+"""`If-Match` as the OpenAPI document states it: `*` or one strong ETag (a stale one is 412)."""
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 

@@ -7,7 +7,7 @@ single judge of the field rules, so the models below exist for the document only
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -17,7 +17,10 @@ from sip_trunk_contracts.limits import (
     DEFAULT_PORT,
     DOMAIN_MAX_LENGTH,
     GATEWAY_NAME_MAX_LENGTH,
+    HEADER_NAME_MAX_LENGTH,
+    HEADER_VALUE_MAX_LENGTH,
     MAX_GATEWAYS,
+    MAX_HEADERS,
     MAX_NUMBERS,
     MAX_PORT,
     MIN_GATEWAYS,
@@ -37,14 +40,52 @@ __all__ = ["CREATE_BODY", "PATCH_BODY", "documented", "install_openapi"]
 _SECURITY = "bearerAuth"
 _NO_EXTRA = ConfigDict(extra="forbid")
 
+# The field rules (CONTRACT §1) as patterns, where JSON Schema can state them. Not stateable:
+# refused IPv6 kinds, uniqueness of gateways, names and header names (case-insensitive), a merge
+# patch's result; those are 422 `validation_failed` (see the 422 response).
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
+_TRIMMED_TEXT = rf"^[^{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"  # not blank, no control chars
+_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+# IPv4: 1-223 but 127 (loopback) and 169.254/16 (link-local); 0/8, 224/4 (multicast), 240/4
+# (reserved) are out (0/8 but 0.0.0.0 is accepted, yet left out: no gateway lives there).
+_FIRST_OCTET = (
+    "([1-9]|[1-9][0-9]|1[01][0-9]|12[0-6]|12[89]|1[3-5][0-9]|16[0-8]|1[7-9][0-9]"
+    "|2[01][0-9]|22[0-3])"
+)
+_NOT_254 = "(25[0-35]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_IPV4 = rf"({_FIRST_OCTET}\.{_OCTET}|169\.{_NOT_254})(\.{_OCTET}){{2}}"
+# IPv6: global unicast (2000::/3) but 2001::/16 and 2002::/16 (Teredo, 6to4: they may carry a
+# refused IPv4 address); other IPv6 addresses are not described, though the worker takes some.
+_H16 = "[0-9A-Fa-f]{1,4}"
+_FIRST_H16 = "(2(00[03-9A-Fa-f]|0[1-9A-Fa-f][0-9A-Fa-f]|[1-9A-Fa-f][0-9A-Fa-f]{2})|3[0-9A-Fa-f]{3})"
+_IPV6 = "|".join(
+    [f"{_FIRST_H16}(:{_H16}){{7}}"]
+    + [
+        f"{_FIRST_H16}(:{_H16}){{{left - 1}}}::"
+        + (f"({_H16}(:{_H16}){{0,{6 - left}}})?" if left < 7 else "")
+        for left in range(1, 8)
+    ]
+)
+_LABEL = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOMAIN = rf"({_LABEL}\.)+[A-Za-z]([A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?\.?"
+IP_OR_DOMAIN_PATTERN = rf"^({_IPV4}|{_IPV6}|{_DOMAIN})$"
+# printable ASCII, not all *
+_PASSWORD_PATTERN = r"^[\x20-\x7e]*[\x20-\x29\x2b-\x7e][\x20-\x7e]*$"  # noqa: S105 (not a password)
+_E164 = r"^\+[0-9]{1,15}$"
+_HEADER_NAME = r"^[A-Za-z0-9.!%*_+`'~-]+$"
+_HEADER_VALUE = r"^[^\x00-\x08\x0a-\x1f\x7f-\x9f]*$"  # TAB allowed
+
 
 class GatewayInput(BaseModel):
     model_config = _NO_EXTRA
     ipOrDomain: str = Field(
-        max_length=DOMAIN_MAX_LENGTH, description="IPv4, IPv6 or domain name; no port"
+        min_length=1,
+        max_length=DOMAIN_MAX_LENGTH,
+        pattern=IP_OR_DOMAIN_PATTERN,
+        description="IPv4, IPv6 or domain name (two labels at least); no port",
     )
     port: int = Field(default=DEFAULT_PORT, ge=MIN_PORT, le=MAX_PORT)
-    name: str = Field(min_length=1, max_length=GATEWAY_NAME_MAX_LENGTH)
+    name: str = Field(min_length=1, max_length=GATEWAY_NAME_MAX_LENGTH, pattern=_TRIMMED_TEXT)
 
 
 class AuthenticationInput(BaseModel):
@@ -53,6 +94,7 @@ class AuthenticationInput(BaseModel):
     password: str = Field(
         min_length=PASSWORD_MIN_LENGTH,
         max_length=PASSWORD_MAX_LENGTH,
+        pattern=_PASSWORD_PATTERN,
         description="`********` keeps the stored password (PATCH)",
     )
 
@@ -60,17 +102,32 @@ class AuthenticationInput(BaseModel):
 class AdvancedInput(BaseModel):
     model_config = _NO_EXTRA
     transport: Transport | None = None
-    numbers: list[str] | None = Field(default=None, max_length=MAX_NUMBERS, description="E.164")
+    numbers: list[Annotated[str, Field(pattern=_E164)]] | None = Field(
+        default=None,
+        max_length=MAX_NUMBERS,
+        description="E.164",
+        json_schema_extra={"uniqueItems": True},
+    )
     mediaEncryption: MediaEncryption | None = None
     destinationCountry: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
-    headers: dict[str, str] | None = Field(default=None, description="SIP header name → value")
+    headers: (
+        dict[
+            Annotated[str, Field(pattern=_HEADER_NAME, max_length=HEADER_NAME_MAX_LENGTH)],
+            Annotated[str, Field(pattern=_HEADER_VALUE, max_length=HEADER_VALUE_MAX_LENGTH)],
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="SIP header name → value; names unique case-insensitively",
+        json_schema_extra={"maxProperties": MAX_HEADERS},
+    )
 
 
 class TrunkCreate(BaseModel):
     """A new trunk; read-only and unknown fields are refused (422), naming the field."""
 
     model_config = _NO_EXTRA
-    name: str = Field(min_length=1, max_length=NAME_MAX_LENGTH)
+    name: str = Field(min_length=1, max_length=NAME_MAX_LENGTH, pattern=_TRIMMED_TEXT)
     gateways: list[GatewayInput] = Field(min_length=MIN_GATEWAYS, max_length=MAX_GATEWAYS)
     authentication: AuthenticationInput | None = None
     advanced: AdvancedInput | None = None
@@ -80,7 +137,10 @@ class AuthenticationPatch(BaseModel):
     model_config = _NO_EXTRA
     username: str | None = Field(default=None, pattern=f"^{USERNAME_PATTERN}$")
     password: str | None = Field(
-        default=None, min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH
+        default=None,
+        min_length=PASSWORD_MIN_LENGTH,
+        max_length=PASSWORD_MAX_LENGTH,
+        pattern=_PASSWORD_PATTERN,
     )
 
 
@@ -88,7 +148,9 @@ class TrunkPatch(BaseModel):
     """A JSON Merge Patch (RFC 7396): absent is unchanged, `null` removes, lists are replaced."""
 
     model_config = _NO_EXTRA
-    name: str | None = Field(default=None, min_length=1, max_length=NAME_MAX_LENGTH)
+    name: str | None = Field(
+        default=None, min_length=1, max_length=NAME_MAX_LENGTH, pattern=_TRIMMED_TEXT
+    )
     gateways: list[GatewayInput] | None = Field(
         default=None, min_length=MIN_GATEWAYS, max_length=MAX_GATEWAYS
     )
@@ -251,6 +313,7 @@ def install_openapi(app: FastAPI) -> None:
                 _SECURITY: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
             }
             _add_request_id_header(document)
+            _absent_not_null(document)
             app.openapi_schema = document
         return app.openapi_schema
 
@@ -263,3 +326,17 @@ def _add_request_id_header(document: dict[str, Any]) -> None:
         for operation in path.values():
             for response in operation["responses"].values():
                 response.setdefault("headers", {})["X-Request-ID"] = header
+
+
+def _absent_not_null(document: dict[str, Any]) -> None:
+    """An optional header or query parameter is absent or a string, never `null`: drop the
+    `null` branch FastAPI derives from `str | None` (a client would send the text "null")."""
+    for path in document["paths"].values():
+        for operation in path.values():
+            for parameter in operation.get("parameters", []):
+                schema = parameter["schema"]
+                branches = [b for b in schema.pop("anyOf", []) if b != {"type": "null"}]
+                if len(branches) == 1:
+                    schema.update(branches[0])
+                elif branches:
+                    schema["anyOf"] = branches

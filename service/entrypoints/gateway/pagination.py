@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from typing import Any, Final
 from urllib.parse import urlencode
 
 from sip_trunk_contracts import FieldError, format_utc
@@ -17,11 +18,25 @@ from sip_trunk_contracts import FieldError, format_utc
 from service.entrypoints.gateway.problems import Code, ProblemError
 from service.entrypoints.gateway.read_model import OrderKey, parse_instant
 
-__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "decode_cursor", "encode_cursor", "next_link"]
+__all__ = [
+    "CURSOR_SCHEMA",
+    "DEFAULT_LIMIT",
+    "MAX_LIMIT",
+    "decode_cursor",
+    "encode_cursor",
+    "next_link",
+]
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 _MAX_CURSOR = 1024
+CURSOR_SCHEMA: Final[dict[str, Any]] = {
+    "minLength": 1,
+    "maxLength": _MAX_CURSOR,
+    "pattern": "^[A-Za-z0-9_-]+={0,2}$",
+}
+"""The cursor as the OpenAPI document states it: base64url. Only one the API gave out names a
+position (422 otherwise): JSON Schema cannot say which those are."""
 
 
 def encode_cursor(order_key: OrderKey) -> str:
