@@ -19,7 +19,7 @@ from sip_trunk_contracts import (
     encode,
 )
 
-from service.domain import create_trunk
+from service.domain import SipTrunk, create_trunk
 from service.service_layer.messages import OutgoingMessage, kafka_headers
 from service.service_layer.outgoing import Cause, MessageFactory
 from service.service_layer.views import to_view
@@ -33,6 +33,11 @@ tenants = st.none() | st.text(st.characters(exclude_categories=["Cs"]), min_size
 changed_fields = st.lists(
     st.text(st.characters(exclude_categories=["Cs"]), max_size=12), max_size=4
 )
+
+
+def a_trunk() -> SipTrunk:
+    fields = {"name": "A", "gateways": [{"ipOrDomain": "sip.example.com", "name": "g"}]}
+    return create_trunk(None, trunk_id=UUID(int=7), tenant_id="acme", fields=fields, now=NOW).trunk
 
 
 def kinds(messages: list[OutgoingMessage]) -> list[tuple[str, str | None]]:
@@ -59,13 +64,7 @@ def test_bodies_are_the_contract_models_encoding(
 
 
 def test_a_change_is_its_event_then_its_snapshot() -> None:
-    trunk = create_trunk(
-        None,
-        trunk_id=UUID(int=7),
-        tenant_id="acme",
-        fields={"name": "A", "gateways": [{"ipOrDomain": "sip.example.com", "name": "g"}]},
-        now=NOW,
-    ).trunk
+    trunk = a_trunk()
     created = FACTORY.created(trunk, CAUSE)
     assert kinds(created) == [
         (TOPICS.events, TrunkCreated.CE_TYPE),
@@ -88,13 +87,7 @@ def test_a_change_is_its_event_then_its_snapshot() -> None:
 
 
 def test_headers_are_text_pairs_encoded_only_at_the_kafka_edge() -> None:
-    trunk = create_trunk(
-        None,
-        trunk_id=UUID(int=7),
-        tenant_id="acme",
-        fields={"name": "A", "gateways": [{"ipOrDomain": "sip.example.com", "name": "g"}]},
-        now=NOW,
-    ).trunk
+    trunk = a_trunk()
     message = FACTORY.created(trunk, Cause("corrélation", "cmd-1"))[0]
     assert all(isinstance(n, str) and isinstance(v, str) for n, v in message.headers)
     ce = CloudEventHeaders.from_kafka(message.kafka_headers())
