@@ -101,7 +101,7 @@ async def _expected_version(
             alias="If-Match",
             description='the version the change expects, as its ETag ("3"), or *; '
             "a stale version is 412",
-            json_schema_extra={"pattern": IF_MATCH_PATTERN},
+            json_schema_extra={"minLength": 1, "pattern": IF_MATCH_PATTERN},
         ),
     ] = None,
 ) -> int | None:
@@ -180,7 +180,10 @@ async def list_trunks(
     caller: Reader,
     request: Request,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(description="from the `Link` of the last page", json_schema_extra=CURSOR_SCHEMA)] = None,
+    cursor: Annotated[
+        str | None,
+        Query(description="from the `Link` of the last page", json_schema_extra=CURSOR_SCHEMA),
+    ] = None,
 ) -> Response:
     """The caller's tenant's trunks and the system trunks, oldest first."""
     after = decode_cursor(cursor) if cursor is not None else None
