@@ -59,7 +59,12 @@ class DeadLetters:
         try:
             await self._store(copy)
         except _REFUSED_FOR_GOOD as exc:
-            log.warning("dead_letter.withheld", error=type(exc).__name__)
+            log.warning(
+                "dead_letter.withheld",
+                error=type(exc).__name__,
+                partition=record.partition,
+                offset=record.offset,
+            )
             await self._store(withheld_copy(record, why, f"Kafka refused the copy: {exc}"))
 
     async def _store(self, copy: dict[str, Any]) -> None:
