@@ -7,6 +7,13 @@ Bad input never stops it (see `service/command_worker.py`). When the database or
 unavailable, the batch is rewound and retried: nothing is lost, nothing skipped. A commit refused
 because a rebalance moved the partitions is normal: their new owner processes the records again
 and answers them with the outcomes already stored (effectively once).
+
+A record aiokafka cannot decode (a header key that is not UTF-8) makes every poll of its
+partition raise before any record is handed out. The poll is supervised: the worker then reads
+the partition itself from its committed offset (service/adapters/unreadable_records.py), hands
+the readable records to the batch policy, dead-letters each unreadable one (its content
+withheld), commits past them and goes on. Any other failure of the poll stops the process
+(non-zero exit) with an error, so its supervisor restarts it: it never idles alive.
 """
 
 from __future__ import annotations
@@ -18,7 +25,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
+from aiokafka.errors import (
+    CommitFailedError,
+    ConsumerStoppedError,
+    IllegalStateError,
+    KafkaError,
+    RebalanceInProgressError,
+)
 from faststream import AckPolicy, FastStream
 from faststream.kafka import Topic
 from faststream.kafka.annotations import KafkaMessage
@@ -28,6 +41,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.adapters import kafka_clients
 from service.adapters.kafka_topics import ensure_topics
+from service.adapters.unreadable_records import (
+    UNREADABLE_FETCH,
+    PastUnreadable,
+    read_past_unreadable,
+)
 from service.bootstrap import Container, build
 from service.command_worker import CommandWorker, Record
 from service.config import Settings
@@ -36,7 +54,7 @@ from service.logs import get_logger
 from service.reconcile import reconcile
 from service.system_trunks import provision_system_trunks
 
-__all__ = ["create_app", "run_worker"]
+__all__ = ["ConsumeLoopFailed", "create_app", "run_worker"]
 
 log = get_logger(__name__)
 
@@ -77,8 +95,54 @@ def _rewind(consumer: AIOKafkaConsumer, records: Sequence[Record]) -> None:
             consumer.seek(tp, offset)
 
 
-def create_app(container: Container, dlt_producer: AIOKafkaProducer) -> FastStream:
+class ConsumeLoopFailed(RuntimeError):
+    """Polling `sip-trunks.commands` failed in a way the worker cannot recover from here."""
+
+
+_UNREADABLE_WHY = "a header key is not valid UTF-8: the record cannot be read"
+_WITHHELD_BECAUSE = "its headers cannot be decoded: value and headers withheld"
+_MAX_WITHHELD_KEY = 1024  # as service/dead_letters.py: a larger key is dropped too
+
+
+def withheld_dead_letter(tp: TopicPartition, offset: int, key: bytes | None) -> dict[str, Any]:
+    """The DLT record of a record that cannot be read: where it came from and why, with its
+    key (when small), nothing of its value or headers (cf. dead_letters.withheld_copy)."""
+    return {
+        "key": key if key is None or len(key) <= _MAX_WITHHELD_KEY else None,
+        "value": None,
+        "headers": [
+            ("kafka_dlt-original-topic", tp.topic.encode()),
+            ("kafka_dlt-original-partition", str(tp.partition).encode()),
+            ("kafka_dlt-original-offset", str(offset).encode()),
+            ("kafka_dlt-exception-message", _UNREADABLE_WHY.encode()),
+            ("kafka_dlt-value-withheld", _WITHHELD_BECAUSE.encode()),
+        ],
+    }
+
+
+async def _processed_up_to(
+    consumer: AIOKafkaConsumer, owned: Sequence[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """Where each partition's answered records end: its committed offset (every poll's batch
+    is committed or rewound before the next poll), else the log start (offset reset earliest)."""
+    starts: dict[TopicPartition, int] = {}
+    for tp in owned:
+        committed = await consumer.committed(tp)
+        if committed is None:
+            committed = (await consumer.beginning_offsets([tp]))[tp]
+        starts[tp] = committed
+    return starts
+
+
+def create_app(
+    container: Container,
+    dlt_producer: AIOKafkaProducer,
+    failed: asyncio.Event | None = None,
+) -> FastStream:
+    """The worker's FastStream app; `failed` is set when polling fails for good (the caller
+    then stops the process)."""
     settings = container.settings
+    failed = failed if failed is not None else asyncio.Event()
     worker = CommandWorker(
         container.processor,
         DeadLetters(dlt_producer, settings.topics.dlt),
@@ -111,6 +175,86 @@ def create_app(container: Container, dlt_producer: AIOKafkaProducer) -> FastStre
         title="sip-trunks.commands",
     )
 
+    async def answer(consumer: AIOKafkaConsumer, tp: TopicPartition, past: PastUnreadable) -> bool:
+        """Process the readable records, dead-letter the unreadable ones, commit past them."""
+        size = settings.worker_batch_size
+        for i in range(0, len(past.readable), size):
+            if not await worker.handle_batch(past.readable[i : i + size]):
+                return False
+        for offset, key in past.unreadable:
+            await (
+                await dlt_producer.send(
+                    settings.topics.dlt, **withheld_dead_letter(tp, offset, key)
+                )
+            )
+        log.warning(
+            "batch.unreadable_dead_lettered",
+            partition=tp.partition,
+            offsets=[offset for offset, _ in past.unreadable],
+            readable=len(past.readable),
+        )
+        try:
+            await consumer.commit({tp: past.resume_at})
+        except _REBALANCED as exc:  # its new owner reads it again, from the last commit
+            log.info("batch.commit_skipped", reason=type(exc).__name__, partition=tp.partition)
+            return True
+        consumer.seek(tp, past.resume_at)
+        return True
+
+    async def get_past_unreadable(consumer: AIOKafkaConsumer, error: BaseException) -> None:
+        """After a poll raised `error` on a record it cannot decode: from every owned
+        partition's committed offset (what the failed poll drained of other partitions is
+        fetched again), answer what precedes and follows the unreadable records in their
+        batch, and move past them. Retried (paused) until done: the poll would fail again."""
+        log.warning("batch.unreadable", error=f"{type(error).__name__}: {error}")
+        while True:
+            try:
+                owned = sorted(consumer.assignment())
+                starts = await _processed_up_to(consumer, owned)
+                for tp, offset in starts.items():
+                    consumer.seek(tp, offset)
+                found = done = 0
+                for tp in owned:
+                    past = await read_past_unreadable(settings, tp, starts[tp])
+                    if past is None:
+                        continue
+                    found += 1
+                    if not await answer(consumer, tp, past):
+                        break  # the database is away: all of it again, after a pause
+                    done += 1
+                if found and found == done:
+                    return
+                if not found:  # the poll tries again after the pause (and comes back here)
+                    log.error("batch.unreadable_not_found", partitions=len(owned))
+                    await asyncio.sleep(_PAUSE_S)
+                    return
+            except _REBALANCED as exc:
+                log.info("batch.unreadable_rebalanced", reason=type(exc).__name__)
+            except Exception:
+                log.exception("batch.unreadable_retry")
+            await asyncio.sleep(_PAUSE_S)
+
+    poll = subscriber.get_msg
+
+    async def supervised_poll(consumer: AIOKafkaConsumer) -> tuple[Record, ...]:
+        """FastStream's poll, with what it would not survive handled here (see module doc)."""
+        if failed.is_set():  # the process is stopping: poll no more
+            await asyncio.Event().wait()
+        try:
+            return await poll(consumer)
+        except UNREADABLE_FETCH as exc:
+            await get_past_unreadable(consumer, exc)
+            return ()
+        except (KafkaError, ConsumerStoppedError):
+            raise  # FastStream's own: it logs and polls again after a pause, or stops
+        except Exception:
+            log.exception("worker.poll_failed")
+            failed.set()
+            await asyncio.Event().wait()  # cancelled when the broker stops
+            raise
+
+    subscriber.get_msg = supervised_poll  # type: ignore[method-assign]
+
     @subscriber
     async def handle(msg: KafkaMessage) -> None:
         records: tuple[Record, ...] = msg.raw_message
@@ -138,16 +282,31 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         await ensure_topics(settings)
         await dlt_producer.start()
         await provision_system_trunks(container)
-        app = create_app(container, dlt_producer)
+        failed = asyncio.Event()
+        app = create_app(container, dlt_producer, failed)
         periodic = asyncio.create_task(_reconcile_periodically(container, stop))
         async with app:
             log.info("worker.started", topic=settings.topics.commands)
-            await stop.wait()
+            await _first_of(stop, failed)
+        if failed.is_set():
+            stop.set()
+            await periodic
+            log.error("worker.failed", hint="polling failed: exiting so that a supervisor restarts")
+            raise ConsumeLoopFailed("polling sip-trunks.commands failed (see worker.poll_failed)")
         await periodic
     finally:
         await dlt_producer.stop()
         await container.close()
         log.info("worker.stopped")
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    waits = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 async def _reconcile_periodically(container: Container, stop: asyncio.Event) -> None:
