@@ -24,7 +24,7 @@ from sip_trunk_contracts.strict_json import JsonError, dumps, loads
 
 from service.logs import get_logger
 
-__all__ = ["DeadLetters", "dead_letter_of", "redact_passwords"]
+__all__ = ["DeadLetters", "dead_letter_of", "redact_passwords", "withheld", "withheld_copy"]
 
 log = get_logger(__name__)
 
@@ -74,24 +74,41 @@ class DeadLetters:
 def dead_letter_of(record: ConsumerRecord[bytes, bytes], why: str) -> dict[str, Any]:
     """Key, value and headers of the DLT copy of `record`."""
     value = redact_passwords(record.value)
-    headers = [*list(record.headers), *_dlt_headers(record, why)]
+    headers = [
+        *list(record.headers),
+        *_dlt_headers(record.topic, record.partition, record.offset, why),
+    ]
     if value != record.value:
         headers.append(("kafka_dlt-redacted", b"password"))
     return {"key": record.key, "value": value, "headers": headers}
 
 
 def withheld_copy(record: ConsumerRecord[bytes, bytes], why: str, because: str) -> dict[str, Any]:
-    """The last-resort DLT record: where it came from and why, nothing of its content."""
-    key = record.key if record.key is None or len(record.key) <= _MAX_WITHHELD_KEY else None
-    headers = [*_dlt_headers(record, why), ("kafka_dlt-value-withheld", because[:300].encode())]
-    return {"key": key, "value": None, "headers": headers}
+    """The last-resort DLT record of `record`: where it came from and why, nothing of its
+    content."""
+    return withheld(record.topic, record.partition, record.offset, record.key, why, because)
 
 
-def _dlt_headers(record: ConsumerRecord[bytes, bytes], why: str) -> list[tuple[str, bytes]]:
+def withheld(
+    topic: str, partition: int, offset: int, key: bytes | None, why: str, because: str
+) -> dict[str, Any]:
+    """A DLT record for an offset whose content is withheld (it could not be masked, Kafka
+    refused the copy, or it cannot even be read): its key when small, no value, no headers."""
+    return {
+        "key": key if key is None or len(key) <= _MAX_WITHHELD_KEY else None,
+        "value": None,
+        "headers": [
+            *_dlt_headers(topic, partition, offset, why),
+            ("kafka_dlt-value-withheld", because[:300].encode()),
+        ],
+    }
+
+
+def _dlt_headers(topic: str, partition: int, offset: int, why: str) -> list[tuple[str, bytes]]:
     return [
-        ("kafka_dlt-original-topic", record.topic.encode()),
-        ("kafka_dlt-original-partition", str(record.partition).encode()),
-        ("kafka_dlt-original-offset", str(record.offset).encode()),
+        ("kafka_dlt-original-topic", topic.encode()),
+        ("kafka_dlt-original-partition", str(partition).encode()),
+        ("kafka_dlt-original-offset", str(offset).encode()),
         ("kafka_dlt-exception-message", why[:_MAX_REASON].encode("utf-8", "replace")),
     ]
 

@@ -49,7 +49,7 @@ from service.adapters.unreadable_records import (
 from service.bootstrap import Container, build
 from service.command_worker import CommandWorker, Record
 from service.config import Settings
-from service.dead_letters import DeadLetters
+from service.dead_letters import DeadLetters, withheld
 from service.logs import get_logger
 from service.reconcile import reconcile
 from service.system_trunks import provision_system_trunks
@@ -101,23 +101,11 @@ class ConsumeLoopFailed(RuntimeError):
 
 _UNREADABLE_WHY = "a header key is not valid UTF-8: the record cannot be read"
 _WITHHELD_BECAUSE = "its headers cannot be decoded: value and headers withheld"
-_MAX_WITHHELD_KEY = 1024  # as service/dead_letters.py: a larger key is dropped too
 
 
 def withheld_dead_letter(tp: TopicPartition, offset: int, key: bytes | None) -> dict[str, Any]:
-    """The DLT record of a record that cannot be read: where it came from and why, with its
-    key (when small), nothing of its value or headers (cf. dead_letters.withheld_copy)."""
-    return {
-        "key": key if key is None or len(key) <= _MAX_WITHHELD_KEY else None,
-        "value": None,
-        "headers": [
-            ("kafka_dlt-original-topic", tp.topic.encode()),
-            ("kafka_dlt-original-partition", str(tp.partition).encode()),
-            ("kafka_dlt-original-offset", str(offset).encode()),
-            ("kafka_dlt-exception-message", _UNREADABLE_WHY.encode()),
-            ("kafka_dlt-value-withheld", _WITHHELD_BECAUSE.encode()),
-        ],
-    }
+    """The DLT record of a record that cannot be read: where it came from and why."""
+    return withheld(tp.topic, tp.partition, offset, key, _UNREADABLE_WHY, _WITHHELD_BECAUSE)
 
 
 async def _processed_up_to(
