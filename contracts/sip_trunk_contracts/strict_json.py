@@ -56,9 +56,9 @@ def dumps(value: Any, *, max_depth: int = MAX_DEPTH) -> bytes:
     if _deeper_than(value, max_depth):
         raise JsonError(f"nested deeper than {max_depth} levels")
     try:
-        return json.dumps(
-            value, ensure_ascii=False, allow_nan=False, separators=(",", ":")
-        ).encode("utf-8")
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode(
+            "utf-8"
+        )
     except UnicodeEncodeError:
         raise JsonError("contains unpaired UTF-16 surrogates") from None
     except ValueError as exc:
