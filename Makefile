@@ -13,7 +13,7 @@ help:
 	@echo "make run    - install, start Kafka, LiveKit, the worker and the relay (background)"
 	@echo "make test   - install, start Kafka, LiveKit and PostgreSQL, run every test"
 	@echo "make stop   - stop everything make run / make test started"
-	@echo "make faults - fault suite: kills and outages on a 3-node Kafka cluster, PostgreSQL, LiveKit (~5 min)"
+	@echo "make faults - fault suite: kills and outages on a 3-node Kafka cluster, PostgreSQL, LiveKit (~3 min)"
 	@echo "make status | logs | lint | format | contracts | bench"
 
 $(STAMP): pyproject.toml contracts/pyproject.toml constraints.txt

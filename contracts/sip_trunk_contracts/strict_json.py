@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import re
+from itertools import accumulate, repeat
 from typing import Any
 
 from .limits import MAX_DEPTH
 
 __all__ = ["MAX_DEPTH", "JsonError", "canonical", "dumps", "loads"]
 
-# A JSON string literal, unrolled so that long strings cost no backtracking.
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_BRACKET = re.compile(r"[\[\]{}]")
+# A JSON string literal; possessive, so an unclosed one runs to the end in linear time (no
+# retry from every later quote).
+_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"?')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]++")
+_STEP = str.maketrans({"[": "\x02", "{": "\x02", "]": "\x00", "}": "\x00"})  # step + 1
 # Only a \u escape can carry a surrogate (raw ones are not UTF-8): the exact check runs only then.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
@@ -52,7 +56,9 @@ def dumps(value: Any, *, max_depth: int = MAX_DEPTH) -> bytes:
     if _deeper_than(value, max_depth):
         raise JsonError(f"nested deeper than {max_depth} levels")
     try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode(
+            "utf-8"
+        )
     except UnicodeEncodeError:
         raise JsonError("contains unpaired UTF-16 surrogates") from None
     except ValueError as exc:
@@ -83,17 +89,15 @@ def _deeper_than(value: Any, max_depth: int) -> bool:
 
 
 def _check_text_depth(text: str, max_depth: int) -> None:
-    structure = _STRING.sub("", text)
-    if structure.count("[") + structure.count("{") <= max_depth:
-        return  # cannot be too deep: the common case, with no loop at all
-    depth = 0
-    for bracket in _BRACKET.finditer(structure):
-        if bracket.group() in "[{":
-            depth += 1
-            if depth > max_depth:
-                raise JsonError(f"nested deeper than {max_depth} levels")
-        else:
-            depth -= 1
+    """Refuse nesting past `max_depth`, in linear time and without a Python-level loop."""
+    if text.count("[") + text.count("{") <= max_depth:
+        return  # cannot be too deep: the common case
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    if not brackets:
+        return
+    steps = map(operator.sub, brackets.translate(_STEP).encode("latin-1"), repeat(1))
+    if max(accumulate(steps)) > max_depth:
+        raise JsonError(f"nested deeper than {max_depth} levels")
 
 
 def _no_constant(name: str) -> Any:

@@ -29,6 +29,7 @@ from sip_trunk_contracts import (
 )
 
 from service.adapters import kafka_clients
+from service.adapters.unreadable_records import UNREADABLE_FETCH, skip_unreadable
 from service.config import Settings
 from service.logs import get_logger
 
@@ -68,6 +69,7 @@ class CommandBus:
         on_event: EventHook | None = None,
         publish_timeout_s: float = 5.0,
     ) -> None:
+        self._settings = settings
         self._topics = settings.topics
         self._on_event = on_event
         self._publish_timeout_s = publish_timeout_s
@@ -160,28 +162,42 @@ class CommandBus:
                 self._waiting.pop(command_id, None)
 
     async def _read_events(self) -> None:
-        async for record in self._consumer:
-            if record.value is None:
-                continue
+        while True:
             try:
-                headers = CloudEventHeaders.from_kafka(list(record.headers))
-                body = json.loads(record.value)
-            except (InvalidHeaders, ValueError):
-                log.warning("event.unreadable", partition=record.partition, offset=record.offset)
-                continue
-            if self._on_event is not None:
+                records = [await self._consumer.getone()]
+            except UNREADABLE_FETCH as exc:  # a record aiokafka cannot decode: skipped, warned
+                starts = {
+                    tp: await self._consumer.position(tp) for tp in self._consumer.assignment()
+                }
+                records = await skip_unreadable(self._settings, self._consumer, starts, exc)
+            for record in records:
+                if record.value is None:
+                    continue
                 try:
-                    self._on_event(headers.type, body, headers.time)
-                except (KeyError, TypeError, ValueError):  # an odd event must not stop replies
-                    log.warning("event.unusable", type=headers.type, offset=record.offset)
-            waiting = self._waiting.get(headers.causation_id or "", [])
-            if not waiting:
-                continue
-            try:
-                outcome = Outcome.decode(headers, body)
-            except (KeyError, ValidationError):  # answers nobody: the request times out
-                log.warning("outcome.unusable", type=headers.type, offset=record.offset)
-                continue
-            for future in waiting:
-                if not future.done():
-                    future.set_result(outcome)
+                    headers = CloudEventHeaders.from_kafka(list(record.headers))
+                    body = json.loads(record.value)
+                except (InvalidHeaders, ValueError):
+                    log.warning(
+                        "event.unreadable", partition=record.partition, offset=record.offset
+                    )
+                    continue
+                if self._on_event is not None:
+                    try:
+                        self._on_event(headers.type, body, headers.time)
+                    except (KeyError, TypeError, ValueError):  # an odd event must not stop replies
+                        log.warning("event.unusable", type=headers.type, offset=record.offset)
+                self._answer(headers, body, record.offset)
+
+    def _answer(self, headers: CloudEventHeaders, body: dict[str, Any], offset: int) -> None:
+        """Hand the event to the requests waiting for the command it answers, if any."""
+        waiting = self._waiting.get(headers.causation_id or "", [])
+        if not waiting:
+            return
+        try:
+            outcome = Outcome.decode(headers, body)
+        except (KeyError, ValidationError):  # answers nobody: the request times out
+            log.warning("outcome.unusable", type=headers.type, offset=offset)
+            return
+        for future in waiting:
+            if not future.done():
+                future.set_result(outcome)

@@ -11,12 +11,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from service.logs import get_logger
 
-__all__ = ["READ_ONLY", "create_engine", "migrate"]
+__all__ = ["READ_ONLY", "cannot_work_now", "create_engine", "migrate", "unreachable"]
 
 log = get_logger(__name__)
 
@@ -72,9 +72,42 @@ def _alembic_config(connection: Connection) -> Config:
 _migrating = asyncio.Lock()
 
 
-# The database is not there (yet): refused, reset, or not accepting connections.
-_UNREACHABLE = (OSError, OperationalError, InterfaceError)
 _RETRY_MAX_S = 5.0
+# PostgreSQL SQLSTATE classes that say the server cannot take work now, not that the data is
+# wrong: 08 connection, 25 transaction state (a read-only replica after a failover), 40
+# serialization failure and deadlock, 53 insufficient resources (disk full), 57 operator
+# intervention (shutting down), 58 system error.
+_OUTAGE_CLASSES = frozenset({"08", "25", "40", "53", "57", "58"})
+_LOCK_NOT_AVAILABLE = "55P03"
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    code = getattr(exc.orig, "sqlstate", None)
+    return code if isinstance(code, str) else None
+
+
+def unreachable(exc: BaseException) -> bool:
+    """The database cannot be reached: refused, reset, or not accepting connections yet."""
+    if isinstance(exc, OSError):
+        return True
+    if isinstance(exc, DBAPIError):
+        code = _sqlstate(exc) or ""
+        return exc.connection_invalidated or code.startswith("08") or code == "57P03"
+    return False
+
+
+def cannot_work_now(exc: BaseException) -> bool:
+    """The database is unreachable or refuses work for a while: no fault of the data, so the
+    work is retried later, never dead-lettered. The one list of such errors."""
+    if unreachable(exc) or isinstance(exc, TimeoutError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    code = _sqlstate(exc)
+    if code is not None:
+        return code[:2] in _OUTAGE_CLASSES or code == _LOCK_NOT_AVAILABLE
+    # SQLite (no SQLSTATE): locked, busy, I/O error, disk full are all OperationalErrors.
+    return isinstance(exc, OperationalError | InterfaceError)
 
 
 async def migrate(engine: AsyncEngine, *, until: asyncio.Event | None = None) -> None:
@@ -91,8 +124,8 @@ async def migrate(engine: AsyncEngine, *, until: asyncio.Event | None = None) ->
         try:
             await _migrate_once(engine)
             return
-        except _UNREACHABLE as exc:
-            if until is None or until.is_set():
+        except Exception as exc:
+            if until is None or until.is_set() or not unreachable(exc):
                 raise
             log.warning("database.unavailable", error=type(exc).__name__, retry_in_s=delay)
             with contextlib.suppress(TimeoutError):

@@ -24,11 +24,13 @@ from sip_trunk_contracts.strict_json import JsonError, dumps, loads
 
 from service.logs import get_logger
 
-__all__ = ["DeadLetters", "dead_letter_of", "redact_passwords"]
+__all__ = ["DeadLetters", "dead_letter_of", "redact_passwords", "withheld", "withheld_copy"]
 
 log = get_logger(__name__)
 
 _MAX_REASON = 1000
+_UNREADABLE = "a header key is not valid UTF-8: the record cannot be read"
+_HEADERS_UNREADABLE = "its headers cannot be decoded: value and headers withheld"
 _MAX_WITHHELD_KEY = 1024  # a larger key is dropped too in the last-resort copy
 # A `"password": "..."` member, found in text that is not strict JSON (too deep, malformed).
 # What Kafka says of this record itself; any other error (the broker away) is retried later.
@@ -59,8 +61,19 @@ class DeadLetters:
         try:
             await self._store(copy)
         except _REFUSED_FOR_GOOD as exc:
-            log.warning("dead_letter.withheld", error=type(exc).__name__)
+            log.warning(
+                "dead_letter.withheld",
+                error=type(exc).__name__,
+                partition=record.partition,
+                offset=record.offset,
+            )
             await self._store(withheld_copy(record, why, f"Kafka refused the copy: {exc}"))
+
+    async def send_unreadable(
+        self, topic: str, partition: int, offset: int, key: bytes | None
+    ) -> None:
+        """A record that cannot even be read (a header key not UTF-8): its place and why."""
+        await self._store(withheld(topic, partition, offset, key, _UNREADABLE, _HEADERS_UNREADABLE))
 
     async def _store(self, copy: dict[str, Any]) -> None:
         await (await self._producer.send(self._topic, **copy))
@@ -69,24 +82,41 @@ class DeadLetters:
 def dead_letter_of(record: ConsumerRecord[bytes, bytes], why: str) -> dict[str, Any]:
     """Key, value and headers of the DLT copy of `record`."""
     value = redact_passwords(record.value)
-    headers = [*list(record.headers), *_dlt_headers(record, why)]
+    headers = [
+        *list(record.headers),
+        *_dlt_headers(record.topic, record.partition, record.offset, why),
+    ]
     if value != record.value:
         headers.append(("kafka_dlt-redacted", b"password"))
     return {"key": record.key, "value": value, "headers": headers}
 
 
 def withheld_copy(record: ConsumerRecord[bytes, bytes], why: str, because: str) -> dict[str, Any]:
-    """The last-resort DLT record: where it came from and why, nothing of its content."""
-    key = record.key if record.key is None or len(record.key) <= _MAX_WITHHELD_KEY else None
-    headers = [*_dlt_headers(record, why), ("kafka_dlt-value-withheld", because[:300].encode())]
-    return {"key": key, "value": None, "headers": headers}
+    """The last-resort DLT record of `record`: where it came from and why, nothing of its
+    content."""
+    return withheld(record.topic, record.partition, record.offset, record.key, why, because)
 
 
-def _dlt_headers(record: ConsumerRecord[bytes, bytes], why: str) -> list[tuple[str, bytes]]:
+def withheld(
+    topic: str, partition: int, offset: int, key: bytes | None, why: str, because: str
+) -> dict[str, Any]:
+    """A DLT record for an offset whose content is withheld (it could not be masked, Kafka
+    refused the copy, or it cannot even be read): its key when small, no value, no headers."""
+    return {
+        "key": key if key is None or len(key) <= _MAX_WITHHELD_KEY else None,
+        "value": None,
+        "headers": [
+            *_dlt_headers(topic, partition, offset, why),
+            ("kafka_dlt-value-withheld", because[:300].encode()),
+        ],
+    }
+
+
+def _dlt_headers(topic: str, partition: int, offset: int, why: str) -> list[tuple[str, bytes]]:
     return [
-        ("kafka_dlt-original-topic", record.topic.encode()),
-        ("kafka_dlt-original-partition", str(record.partition).encode()),
-        ("kafka_dlt-original-offset", str(record.offset).encode()),
+        ("kafka_dlt-original-topic", topic.encode()),
+        ("kafka_dlt-original-partition", str(partition).encode()),
+        ("kafka_dlt-original-offset", str(offset).encode()),
         ("kafka_dlt-exception-message", why[:_MAX_REASON].encode("utf-8", "replace")),
     ]
 

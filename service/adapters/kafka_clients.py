@@ -18,6 +18,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.client import AIOKafkaClient
 from faststream.kafka import KafkaBroker
 
 from service.config import Settings
@@ -28,6 +29,7 @@ __all__ = [
     "WorkerMembership",
     "admin",
     "broker",
+    "client",
     "consumer",
     "producer",
     "worker_membership",
@@ -64,6 +66,12 @@ def consumer(settings: Settings, *topics: str, **options: Any) -> AIOKafkaConsum
 
 def admin(settings: Settings) -> AIOKafkaAdminClient:
     return AIOKafkaAdminClient(**_connection(settings))
+
+
+def client(settings: Settings) -> AIOKafkaClient:
+    """A bare protocol client (bootstrap it, close it): for the requests no consumer makes,
+    such as fetching a partition's raw record batches (service/adapters/unreadable_records.py)."""
+    return AIOKafkaClient(**_connection(settings), request_timeout_ms=_REQUEST_TIMEOUT_MS)
 
 
 def broker(settings: Settings, **options: Any) -> KafkaBroker:

@@ -7,6 +7,13 @@ Bad input never stops it (see `command_worker.py`, the batch policy). When the d
 broker is unavailable, the batch is rewound and retried: nothing is lost, nothing skipped. A
 commit refused because a rebalance moved the partitions is normal: their new owner processes the
 records again and answers them with the outcomes already stored (effectively once).
+
+A record aiokafka cannot decode (a header key that is not UTF-8) makes every poll of its
+partition raise before any record is handed out. The poll is supervised: the worker then reads
+the partition itself from its committed offset (service/adapters/unreadable_records.py), hands
+the readable records to the batch policy, dead-letters each unreadable one (its content
+withheld), commits past them and goes on. Any other failure of the poll stops the process
+(non-zero exit) with an error, so its supervisor restarts it: it never idles alive.
 """
 
 from __future__ import annotations
@@ -17,7 +24,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
+from aiokafka.errors import (
+    CommitFailedError,
+    ConsumerStoppedError,
+    IllegalStateError,
+    KafkaError,
+    RebalanceInProgressError,
+)
 from faststream import AckPolicy, FastStream
 from faststream.kafka import Topic
 from faststream.kafka.annotations import KafkaMessage
@@ -26,12 +39,17 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service import bootstrap
+from service.adapters.unreadable_records import (
+    UNREADABLE_FETCH,
+    PastUnreadable,
+    read_past_unreadable,
+)
 from service.bootstrap import Container, WorkerGraph
 from service.config import Settings
 from service.entrypoints.command_worker import CommandWorker, Record
 from service.logs import get_logger
 
-__all__ = ["create_worker_app", "run_worker"]
+__all__ = ["ConsumeLoopFailed", "create_worker_app", "run_worker"]
 
 log = get_logger(__name__)
 
@@ -72,10 +90,30 @@ def _rewind(consumer: AIOKafkaConsumer, records: Sequence[Record]) -> None:
             consumer.seek(tp, offset)
 
 
-def create_worker_app(graph: WorkerGraph) -> FastStream:
-    """The worker's Kafka subscriber over the graph the composition root built."""
+class ConsumeLoopFailed(RuntimeError):
+    """Polling `sip-trunks.commands` failed in a way the worker cannot recover from here."""
+
+
+async def _processed_up_to(
+    consumer: AIOKafkaConsumer, owned: Sequence[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """Where each partition's answered records end: its committed offset (every poll's batch
+    is committed or rewound before the next poll), else the log start (offset reset earliest)."""
+    starts: dict[TopicPartition, int] = {}
+    for tp in owned:
+        committed = await consumer.committed(tp)
+        if committed is None:
+            committed = (await consumer.beginning_offsets([tp]))[tp]
+        starts[tp] = committed
+    return starts
+
+
+def create_worker_app(graph: WorkerGraph, failed: asyncio.Event | None = None) -> FastStream:
+    """The worker's Kafka subscriber over the graph the composition root built; `failed` is
+    set when polling fails for good (the caller then stops the process)."""
     container, broker, membership = graph.container, graph.broker, graph.membership
     settings = container.settings
+    failed = failed if failed is not None else asyncio.Event()
     worker = CommandWorker(
         container.processor,
         graph.dead_letters,
@@ -106,6 +144,82 @@ def create_worker_app(graph: WorkerGraph) -> FastStream:
         title="sip-trunks.commands",
     )
 
+    async def answer(consumer: AIOKafkaConsumer, tp: TopicPartition, past: PastUnreadable) -> bool:
+        """Process the readable records, dead-letter the unreadable ones, commit past them."""
+        size = settings.worker_batch_size
+        for i in range(0, len(past.readable), size):
+            if not await worker.handle_batch(past.readable[i : i + size]):
+                return False
+        for offset, key in past.unreadable:
+            await graph.dead_letters.send_unreadable(tp.topic, tp.partition, offset, key)
+        log.warning(
+            "batch.unreadable_dead_lettered",
+            partition=tp.partition,
+            offsets=[offset for offset, _ in past.unreadable],
+            readable=len(past.readable),
+        )
+        try:
+            await consumer.commit({tp: past.resume_at})
+        except _REBALANCED as exc:  # its new owner reads it again, from the last commit
+            log.info("batch.commit_skipped", reason=type(exc).__name__, partition=tp.partition)
+            return True
+        consumer.seek(tp, past.resume_at)
+        return True
+
+    async def get_past_unreadable(consumer: AIOKafkaConsumer, error: BaseException) -> None:
+        """After a poll raised `error` on a record it cannot decode: from every owned
+        partition's committed offset (what the failed poll drained of other partitions is
+        fetched again), answer what precedes and follows the unreadable records in their
+        batch, and move past them. Retried (paused) until done: the poll would fail again."""
+        log.warning("batch.unreadable", error=f"{type(error).__name__}: {error}")
+        while True:
+            try:
+                owned = sorted(consumer.assignment())
+                starts = await _processed_up_to(consumer, owned)
+                for tp, offset in starts.items():
+                    consumer.seek(tp, offset)
+                found = done = 0
+                for tp in owned:
+                    past = await read_past_unreadable(settings, tp, starts[tp])
+                    if past is None:
+                        continue
+                    found += 1
+                    if not await answer(consumer, tp, past):
+                        break  # the database is away: all of it again, after a pause
+                    done += 1
+                if found and found == done:
+                    return
+                if not found:  # the poll tries again after the pause (and comes back here)
+                    log.error("batch.unreadable_not_found", partitions=len(owned))
+                    await asyncio.sleep(_PAUSE_S)
+                    return
+            except _REBALANCED as exc:
+                log.info("batch.unreadable_rebalanced", reason=type(exc).__name__)
+            except Exception:
+                log.exception("batch.unreadable_retry")
+            await asyncio.sleep(_PAUSE_S)
+
+    poll = subscriber.get_msg
+
+    async def supervised_poll(consumer: AIOKafkaConsumer) -> tuple[Record, ...]:
+        """FastStream's poll, with what it would not survive handled here (see module doc)."""
+        if failed.is_set():  # the process is stopping: poll no more
+            await asyncio.Event().wait()
+        try:
+            return await poll(consumer)
+        except UNREADABLE_FETCH as exc:
+            await get_past_unreadable(consumer, exc)
+            return ()
+        except (KafkaError, ConsumerStoppedError):
+            raise  # FastStream's own: it logs and polls again after a pause, or stops
+        except Exception:
+            log.exception("worker.poll_failed")
+            failed.set()
+            await asyncio.Event().wait()  # cancelled when the broker stops
+            raise
+
+    subscriber.get_msg = supervised_poll  # type: ignore[method-assign]
+
     @subscriber
     async def handle(msg: KafkaMessage) -> None:
         records: tuple[Record, ...] = msg.raw_message
@@ -129,14 +243,28 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     """Migrate, create topics, provision system trunks, then consume until `stop` is set."""
     try:
         async with bootstrap.worker(settings, until=stop) as graph:
-            app = create_worker_app(graph)
+            failed = asyncio.Event()
+            app = create_worker_app(graph, failed)
             periodic = asyncio.create_task(_reconcile_periodically(graph.container, stop))
             async with app:
                 log.info("worker.started", topic=settings.topics.commands)
-                await stop.wait()
+                await _first_of(stop, failed)
+            stop.set()
             await periodic
+            if failed.is_set():
+                log.error("worker.failed", hint="polling failed: exiting so a supervisor restarts")
+                raise ConsumeLoopFailed("polling the commands failed (see worker.poll_failed)")
     finally:
         log.info("worker.stopped")
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    waits = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 async def _reconcile_periodically(container: Container, stop: asyncio.Event) -> None:

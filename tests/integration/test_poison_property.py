@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord
+from aiokafka.errors import MessageSizeTooLargeError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sip_trunk_contracts import CreateSipTrunk, DeleteSipTrunk, Topics, UpdateSipTrunk
@@ -27,6 +30,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.adapters.database import create_engine, migrate
+from service.adapters.dead_letters import DeadLetters
 from service.adapters.encryption import load_cipher
 from service.adapters.provider_none import NoProvider
 from service.adapters.schema import outbox
@@ -38,6 +42,7 @@ from tests.integration.conftest import BACKENDS, database_url_for
 
 # SQLite carries the 10,000; PostgreSQL (slower per transaction) adds what only it refuses,
 # such as NUL characters, on fewer.
+STALL_S = 20.0  # a batch that takes longer has stalled (batches take milliseconds)
 RECORDS_WANTED = {"sqlite": 10_000, "postgresql": 2_000}
 TOPICS = Topics.with_prefix("property.")
 TYPES = [CreateSipTrunk.CE_TYPE, UpdateSipTrunk.CE_TYPE, DeleteSipTrunk.CE_TYPE]
@@ -101,8 +106,23 @@ def _deep(depth: int) -> bytes:
 
 
 _commands = _bodies.map(lambda b: json.dumps(b).encode("utf-8", "surrogatepass"))
+SECRET = "Pr0perty-Secret"
+_pathological = st.sampled_from(
+    [
+        b'"' + b'\\"' * 40_000,  # an unclosed string of escaped quotes
+        b'{"trunkId": "%s", "a": "' % str(KNOWN_TRUNK).encode() + b"[" * 60_000 + b'"}',
+        b"[" * 200_000,
+        b'{"password": "' + SECRET.encode() + b'", "x": ' + b"[" * 40 + b"]" * 40 + b"}",
+        b'{"trunkId": "%s", "tenantId": "acme", "name": "' % str(KNOWN_TRUNK).encode()
+        + b"x" * 200_000
+        + b'", "authentication": {"username": "u", "password": "'
+        + SECRET.encode()
+        + b'"}}',
+    ]
+)
 _values = st.one_of(
     *[_commands] * 8,  # mostly recognisable commands with hostile content: TrunkRejected
+    _pathological,
     st.integers(1, 5_000).map(_deep),
     st.binary(max_size=40),
     st.none(),
@@ -136,13 +156,22 @@ def _records(draw: st.DrawFn) -> tuple[bytes | None, list[tuple[str, bytes | Non
 # --- the rig -------------------------------------------------------------------------------
 
 
-class RecordingDlt:
+class DltProducer:
+    """Kafka's side of the real `DeadLetters`: stores the copies, refuses one over 1 MB."""
+
     def __init__(self) -> None:
         self.offsets: list[int] = []
 
-    async def send(self, record: ConsumerRecord[bytes, bytes], why: str) -> None:
-        assert why
-        self.offsets.append(record.offset)
+    async def send(self, topic: str, **message: Any) -> asyncio.Future[None]:
+        if len(message["value"] or b"") > 1_000_000:
+            raise MessageSizeTooLargeError()
+        headers = dict(message["headers"])
+        assert headers["kafka_dlt-exception-message"]
+        assert SECRET.encode() not in (message["value"] or b"")  # masked, or withheld
+        self.offsets.append(int(headers["kafka_dlt-original-offset"]))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
 
 
 class Rig:
@@ -152,8 +181,9 @@ class Rig:
         processor = CommandProcessor(
             lambda: SqlUnitOfWork(engine, load_cipher(None, tmp)), services
         )
-        self.dlt = RecordingDlt()
-        self.worker = CommandWorker(processor, self.dlt, self._database_ok)
+        self.dlt = DltProducer()
+        dead_letters = DeadLetters(self.dlt, "dlt")  # type: ignore[arg-type]
+        self.worker = CommandWorker(processor, dead_letters, self._database_ok)
         self.offset = 0
         self.last_outbox_id = 0
 
@@ -190,7 +220,10 @@ class Rig:
             self.record(_good_create(str(uuid.uuid4())), _headers(command_id)),
         ]
         dlt_before = len(self.dlt.offsets)
+        started = time.monotonic()
         assert await self.worker.handle_batch(records)
+        # Liveness, not speed: a stall (say, quadratic parsing of a hostile value) shows here.
+        assert time.monotonic() - started < STALL_S, [r.value[:80] for r in records if r.value]
         outcomes = await self.new_outcomes()
         dead = Counter(self.dlt.offsets[dlt_before:])
         for record in records:
@@ -217,6 +250,7 @@ def _headers(command_id: str) -> list[tuple[str, bytes | None]]:
     ]
 
 
+@pytest.mark.timeout(900)  # 12,000 records: minutes on a loaded 2-core machine
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_every_record_gets_exactly_one_answer_and_the_worker_goes_on(
     backend: str, tmp_path: Path, postgres_url: str

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import uuid
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -66,6 +67,12 @@ async def test_every_client_gets_the_list() -> None:
 
 def group() -> str:
     return f"test-group-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(autouse=True)
+def private_lock_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The instance-id locks of these tests live in their own folder, not the host's."""
+    monkeypatch.setattr(kafka_clients, "_SLOT_DIR", tmp_path / "worker-ids")
 
 
 def test_workers_on_one_host_get_distinct_instance_ids_and_a_successor_reuses_one() -> None:

@@ -11,6 +11,7 @@ from aiokafka import TopicPartition
 from sip_trunk_contracts import CloudEventHeaders, InvalidHeaders
 
 from service.adapters import kafka_clients
+from service.adapters.unreadable_records import UNREADABLE_FETCH, skip_unreadable
 from service.config import Settings
 from service.entrypoints.gateway.read_model import ReadModel
 from service.logs import get_logger
@@ -22,6 +23,7 @@ log = get_logger(__name__)
 
 class StateFeed:
     def __init__(self, settings: Settings, topic: str, model: ReadModel) -> None:
+        self._settings = settings
         self._topic = topic
         self._model = model
         self._consumer = kafka_clients.consumer(settings, enable_auto_commit=False, group_id=None)
@@ -52,8 +54,14 @@ class StateFeed:
         await self._consumer.stop()
 
     async def _follow(self, ends: dict[TopicPartition, int]) -> None:
+        consumer = self._consumer
         while True:
-            batch = await self._consumer.getmany(timeout_ms=500)
+            # Where the poll starts: a poll that raises has drained some partitions for nothing.
+            starts = {tp: await consumer.position(tp) for tp in consumer.assignment()}
+            try:
+                batch = await consumer.getmany(timeout_ms=500)
+            except UNREADABLE_FETCH as exc:  # a record aiokafka cannot decode: skipped, warned
+                batch = {None: await skip_unreadable(self._settings, consumer, starts, exc)}
             for records in batch.values():
                 for record in records:
                     self._apply(record.key, record.value, record.headers)

@@ -11,13 +11,14 @@ import pytest
 from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from sip_trunk_contracts import CloudEventHeaders
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 import service.adapters.dead_letters as dead_letters_module
 import service.entrypoints.command_worker as worker_module
 from service.adapters.dead_letters import DeadLetters, dead_letter_of
 from service.entrypoints.command_worker import CommandWorker
 from service.service_layer.handlers import CommandProcessor
+from service.service_layer.ports import ConcurrentModification
 from tests.unit.service.fakes import CREATE, PASSWORD, Harness, create_body
 
 
@@ -50,12 +51,14 @@ class Poisoned(CommandProcessor):
         self._poison_id = poison_id
         self.down = False
         self.calls = 0
-        self.transient_failures = 0  # the next calls that fail as a dropped connection would
+        self.failures: list[Exception] = []  # raised by the next calls, one each
+        self.down_after_calls: int | None = None  # from then on, as `down`
 
     async def process(self, commands: Any) -> None:
         self.calls += 1
-        if self.transient_failures:
-            self.transient_failures -= 1
+        if self.failures:
+            raise self.failures.pop(0)
+        if self.down_after_calls is not None and self.calls > self.down_after_calls:
             raise OperationalError("SELECT", {}, ConnectionResetError("reset by peer"))
         if self.down or any(c.ce.id == self._poison_id for c in commands):
             raise RuntimeError("boom")
@@ -104,12 +107,48 @@ async def test_a_poison_command_is_dead_lettered_alone_at_once_the_rest_applied(
     assert processor.calls == 4  # the batch, then each command once: no retry of the poison
 
 
-async def test_a_transient_error_is_retried_not_dead_lettered() -> None:
+async def test_a_database_that_cannot_work_now_means_retry_the_batch_not_dead_letter() -> None:
     h = Harness()
     worker, dead, _, processor = make(h)
-    processor.transient_failures = 2  # the batch, then the first try alone
+    processor.failures = [OperationalError("INSERT", {}, Exception("database is locked"))] * 2
+    assert not await worker.handle_batch([create_record(0)])  # handed back, answered by none
+    assert dead.sent == []
+    assert await worker.handle_batch([create_record(0)])
+    assert len(h.db.trunks) == 1
+
+
+class ReadOnly(Exception):
+    sqlstate = "25006"  # read_only_sql_transaction: a failover to a replica
+
+
+async def test_a_read_only_database_is_an_outage_though_it_answers_select_1() -> None:
+    h = Harness()
+    worker, dead, database, processor = make(h)
+    assert database.up
+    processor.failures = [DBAPIError("INSERT", {}, ReadOnly("read-only"))] * 2
+    assert not await worker.handle_batch([create_record(0)])
+    assert dead.sent == []
+
+
+async def test_a_lost_race_is_retried_alone_and_applied() -> None:
+    h = Harness()
+    worker, dead, _, processor = make(h)
+    processor.failures = [ConcurrentModification("trunk changed concurrently")] * 3
     assert await worker.handle_batch([create_record(0)])
     assert dead.sent == []
+    assert len(h.db.trunks) == 1
+
+
+async def test_a_record_is_dead_lettered_once_when_its_batch_is_handed_back() -> None:
+    h = Harness()
+    worker, dead, _, processor = make(h, poison_id="poison")
+    batch = [create_record(0, command_id="poison"), create_record(1), garbage(2)]
+    processor.down_after_calls = 2  # the batch, the poison alone; then the database is gone
+    assert not await worker.handle_batch(batch)
+    assert [r.offset for r, _ in dead.sent] == [0]
+    processor.down_after_calls = None
+    assert await worker.handle_batch(batch)  # the same records again, after the rewind
+    assert [r.offset for r, _ in dead.sent] == [0, 2]  # the poison not a second time
     assert len(h.db.trunks) == 1
 
 
