@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from sip_trunk_contracts import CommandEnvelope
 
 from service.adapters.command_bus import CommandBus
 from service.config import Settings
@@ -148,7 +149,7 @@ async def test_the_gateway_readers_skip_what_they_cannot_read(service: Client) -
     warning and go on: every partition of both topics holds one before the answer."""
     settings = service.settings
     model = ReadModel()
-    bus = CommandBus(settings, "/unreadable-test")
+    bus = CommandBus(settings)
     feed = StateFeed(settings, settings.topics.state, model)
     await bus.start()
     await feed.start(set(await service.producer.partitions_for(settings.topics.state)))
@@ -157,8 +158,13 @@ async def test_the_gateway_readers_skip_what_they_cannot_read(service: Client) -
             for partition in sorted(await service.producer.partitions_for(topic)):
                 await produce_batch(service.producer, topic, partition, [poison()])
         trunk_id = str(uuid.uuid4())
-        body = {"trunkId": trunk_id, "tenantId": "acme", "name": "Office", "gateways": [GATEWAY]}
-        outcome = await bus.request(CREATE, body, key=trunk_id, timeout_s=20)
+        command = CommandEnvelope.create(
+            {"name": "Office", "gateways": [GATEWAY]},
+            trunk_id=trunk_id,
+            tenant_id="acme",
+            source="/unreadable-test",
+        )
+        outcome = await bus.request(command, timeout_s=20)
         assert outcome.headers.type == "sip_trunks.TrunkCreated.v1"
         await asyncio.wait_for(feed.caught_up.wait(), 20)
         for _ in range(200):
