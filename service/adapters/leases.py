@@ -13,20 +13,13 @@ import contextlib
 import fcntl
 import os
 from pathlib import Path
-from typing import Protocol
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from service.service_layer.ports import Lease
+
 __all__ = ["Lease", "lease_for"]
-
-
-class Lease(Protocol):
-    async def held(self) -> bool:
-        """True when this relay may publish now (acquiring the lease if it is free)."""
-        ...
-
-    async def release(self) -> None: ...
 
 
 class PostgresLease:

@@ -28,6 +28,7 @@ from service.config import Settings
 from service.entrypoints.relay import run_relay
 from service.entrypoints.worker import run_worker
 from service.logs import configure_logging
+from service.service_layer.reconcile import ORPHAN_GRACE_S
 
 __all__ = ["main"]
 
@@ -204,7 +205,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("gateway", help="serve the REST API (GATEWAY_HOST:GATEWAY_PORT)")
     rec = sub.add_parser("reconcile", help="repair drift and orphans between LiveKit and us")
     rec.add_argument(
-        "--orphan-grace", type=float, default=60.0, help="seconds before an orphan is deleted"
+        "--orphan-grace",
+        type=float,
+        default=ORPHAN_GRACE_S,
+        help="seconds before an orphan is deleted",
     )
     token = sub.add_parser("token", help="print a dev bearer token for the REST API")
     token.add_argument("--tenant", default="tenant-dev")
