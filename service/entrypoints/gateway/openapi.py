@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 from sip_trunk_contracts import TrunkView
 from sip_trunk_contracts.limits import (
     DEFAULT_PORT,
@@ -111,9 +112,13 @@ class AdvancedInput(BaseModel):
     mediaEncryption: MediaEncryption | None = None
     destinationCountry: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     headers: (
-        dict[
-            Annotated[str, Field(pattern=_HEADER_NAME, max_length=HEADER_NAME_MAX_LENGTH)],
-            Annotated[str, Field(pattern=_HEADER_VALUE, max_length=HEADER_VALUE_MAX_LENGTH)],
+        Annotated[
+            dict[
+                Annotated[str, Field(pattern=_HEADER_NAME, max_length=HEADER_NAME_MAX_LENGTH)],
+                Annotated[str, Field(pattern=_HEADER_VALUE, max_length=HEADER_VALUE_MAX_LENGTH)],
+            ],
+            # A name outside the token pattern is refused, whatever its value (422).
+            Field(json_schema_extra={"additionalProperties": False}),
         ]
         | None
     ) = Field(
@@ -133,27 +138,48 @@ class TrunkCreate(BaseModel):
     advanced: AdvancedInput | None = None
 
 
+def _absent_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+# A patch field that may be absent (unchanged) but not `null`: removing a required field is always
+# 422 `validation_failed`, so the document does not offer `null` there.
+_NotNull = SkipJsonSchema[None]
+
+
+def _absent() -> Any:
+    return Field(default=None, json_schema_extra=_absent_default)
+
+
 class AuthenticationPatch(BaseModel):
     model_config = _NO_EXTRA
-    username: str | None = Field(default=None, pattern=f"^{USERNAME_PATTERN}$")
-    password: str | None = Field(
-        default=None,
-        min_length=PASSWORD_MIN_LENGTH,
-        max_length=PASSWORD_MAX_LENGTH,
-        pattern=_PASSWORD_PATTERN,
-    )
+    username: Annotated[str, Field(pattern=f"^{USERNAME_PATTERN}$")] | _NotNull = _absent()
+    password: (
+        Annotated[
+            str,
+            Field(
+                min_length=PASSWORD_MIN_LENGTH,
+                max_length=PASSWORD_MAX_LENGTH,
+                pattern=_PASSWORD_PATTERN,
+            ),
+        ]
+        | _NotNull
+    ) = _absent()
 
 
 class TrunkPatch(BaseModel):
-    """A JSON Merge Patch (RFC 7396): absent is unchanged, `null` removes, lists are replaced."""
+    """A JSON Merge Patch (RFC 7396): absent is unchanged, `null` removes (an optional field), lists
+    are replaced."""
 
     model_config = _NO_EXTRA
-    name: str | None = Field(
-        default=None, min_length=1, max_length=NAME_MAX_LENGTH, pattern=_TRIMMED_TEXT
-    )
-    gateways: list[GatewayInput] | None = Field(
-        default=None, min_length=MIN_GATEWAYS, max_length=MAX_GATEWAYS
-    )
+    name: (
+        Annotated[str, Field(min_length=1, max_length=NAME_MAX_LENGTH, pattern=_TRIMMED_TEXT)]
+        | _NotNull
+    ) = _absent()
+    gateways: (
+        Annotated[list[GatewayInput], Field(min_length=MIN_GATEWAYS, max_length=MAX_GATEWAYS)]
+        | _NotNull
+    ) = _absent()
     authentication: AuthenticationPatch | None = None
     advanced: AdvancedInput | None = None
 

@@ -21,7 +21,7 @@ from service.entrypoints.gateway.auth import Caller, authenticate, authorize
 from service.entrypoints.gateway.backend import Backend
 from service.entrypoints.gateway.commands import create_command, delete_command, update_command
 from service.entrypoints.gateway.inputs import (
-    IF_MATCH_PATTERN,
+    IF_MATCH_SCHEMA,
     JSON,
     MERGE_PATCH_JSON,
     parse_idempotency_key,
@@ -101,7 +101,7 @@ async def _expected_version(
             alias="If-Match",
             description='the version the change expects, as its ETag ("3"), or *; '
             "a stale version is 412",
-            json_schema_extra={"minLength": 1, "pattern": IF_MATCH_PATTERN},
+            json_schema_extra=IF_MATCH_SCHEMA,  # its `anyOf` replaces FastAPI's string | null
         ),
     ] = None,
 ) -> int | None:
@@ -182,7 +182,11 @@ async def list_trunks(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[
         str | None,
-        Query(description="from the `Link` of the last page", json_schema_extra=CURSOR_SCHEMA),
+        Query(
+            description="from the `Link` of the last page; one the API did not give out is "
+            "422 validation_failed",
+            json_schema_extra=CURSOR_SCHEMA,
+        ),
     ] = None,
 ) -> Response:
     """The caller's tenant's trunks and the system trunks, oldest first."""
