@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     gateway_port: int = Field(default=8080, ge=1, le=65535)
     gateway_reply_timeout_s: float = Field(default=10.0, gt=0, description="then 504")
     gateway_publish_timeout_s: float = Field(default=3.0, gt=0, description="then 503")
+    # Once the headers are in, the whole body must arrive within this, or 408.
+    gateway_body_timeout_s: float = Field(default=10.0, gt=0)
+    # /docs, /redoc and /openapi.json: on in dev (dev/stack.sh), off unless asked for.
+    gateway_api_docs: bool = False
     # HS256 secret of the API's bearer tokens; default: a dev secret generated once in data_dir.
     auth_jwt_secret: SecretStr | None = None
 

@@ -157,6 +157,7 @@ async def running_stack(
         "GATEWAY_PORT": str(port),
         "AUTH_JWT_SECRET": secret,
         "LOG_FORMAT": "json",
+        "GATEWAY_API_DOCS": "true",
         "PROVIDER": "livekit",
         "LIVEKIT_OWNER": f"{prefix}-{run}",
         "RECONCILE_INTERVAL_S": "0",

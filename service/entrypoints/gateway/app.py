@@ -65,13 +65,22 @@ def create_app(settings: Settings, backend: Backend) -> FastAPI:
         description="SIP trunks of a tenant, mirrored into LiveKit. Errors are RFC 9457 "
         "problem documents (`type` is `about:blank`, `code` says what went wrong).",
         lifespan=lifespan,
+        # The API's own description is public to whoever the deployment chooses (GATEWAY_API_DOCS).
+        openapi_url="/openapi.json" if settings.gateway_api_docs else None,
+        docs_url="/docs" if settings.gateway_api_docs else None,
+        redoc_url="/redoc" if settings.gateway_api_docs else None,
         exception_handlers={
             ProblemError: _on_problem,
             RequestValidationError: _on_invalid_parameters,
             HTTPException: _on_http_error,
         },
     )
-    app.state.context = AppContext(backend, jwt_secret(settings), settings.gateway_reply_timeout_s)
+    app.state.context = AppContext(
+        backend,
+        jwt_secret(settings),
+        settings.gateway_reply_timeout_s,
+        settings.gateway_body_timeout_s,
+    )
     app.include_router(trunks)
     app.include_router(probes)
     app.add_middleware(RequestIdMiddleware)

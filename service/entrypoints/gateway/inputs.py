@@ -15,7 +15,6 @@ from sip_trunk_contracts.strict_json import MAX_DEPTH, JsonError, loads
 from service.entrypoints.gateway.problems import Code, ProblemError
 
 __all__ = [
-    "BODY_TIMEOUT_S",
     "IF_MATCH_SCHEMA",
     "JSON",
     "MAX_BODY_BYTES",
@@ -28,9 +27,6 @@ __all__ = [
 
 JSON = "application/json"
 MERGE_PATCH_JSON = "application/merge-patch+json"  # RFC 7396's own type, for PATCH
-# Once the headers are in, the whole body must arrive within this: a client that announces more
-# than it sends must not hold a connection (and a request slot) for as long as it likes.
-BODY_TIMEOUT_S = 10.0
 MAX_IDEMPOTENCY_KEY = MAX_IDEMPOTENCY_KEY_LENGTH  # the contract's, as MAX_BODY_BYTES
 # Versions are positive and fit a signed 64-bit column; leading zeros would be another ETag.
 _VERSION = r'"(0|[1-9][0-9]{0,17})"'
@@ -67,7 +63,7 @@ def _check_content_type(value: str | None, accepted: tuple[str, ...]) -> None:
         )
 
 
-async def _read_limited(request: Request) -> bytes:
+async def _read_limited(request: Request, timeout_s: float) -> bytes:
     too_large = ProblemError(
         Code.PAYLOAD_TOO_LARGE, f"the body may have at most {MAX_BODY_BYTES} bytes"
     )
@@ -76,25 +72,34 @@ async def _read_limited(request: Request) -> bytes:
         raise too_large  # refused before reading a byte
     body = bytearray()
     try:
-        async with asyncio.timeout(BODY_TIMEOUT_S):
+        # A client that announces more than it sends must not hold a connection (and a request
+        # slot) for as long as it likes.
+        async with asyncio.timeout(timeout_s):
             async for chunk in request.stream():  # a chunked body has no Content-Length: count
                 body += chunk
                 if len(body) > MAX_BODY_BYTES:
                     raise too_large
     except TimeoutError:
-        raise _malformed(
-            f"the body did not arrive within {BODY_TIMEOUT_S:g} s ({len(body)} bytes came)"
+        raise ProblemError(
+            Code.REQUEST_TIMEOUT,
+            f"the body did not arrive within {timeout_s:g} s ({len(body)} bytes came)",
+            headers={"Connection": "close"},
         ) from None
     return bytes(body)
 
 
 async def read_json_object(
-    request: Request, accepted: tuple[str, ...] = (JSON,), *, max_depth: int = MAX_DEPTH
+    request: Request,
+    accepted: tuple[str, ...] = (JSON,),
+    *,
+    timeout_s: float,
+    max_depth: int = MAX_DEPTH,
 ) -> dict[str, Any]:
-    """The body as a strict JSON object (CONTRACT §4.1): 415, 413 or 400 otherwise, checked in
-    that order. Nothing that is not RFC 8259 JSON, or nests past `max_depth`, gets further."""
+    """The body as a strict JSON object (CONTRACT §4.1): 415, 413, 408 or 400 otherwise, checked
+    in that order. Nothing that is not RFC 8259 JSON, or nests past `max_depth`, gets further;
+    the whole body must arrive within `timeout_s` of the headers."""
     _check_content_type(request.headers.get("content-type"), accepted)
-    raw = await _read_limited(request)
+    raw = await _read_limited(request, timeout_s)
     try:
         body = loads(raw, max_depth=max_depth)
     except JsonError as exc:

@@ -1,4 +1,5 @@
-"""The outermost layer: the request id on every response, and a problem for any crash.
+"""The outermost layer: the request id and hardening headers on every response (`nosniff`;
+`no-store` on the API's), and a problem for any crash.
 
 A pure ASGI middleware, so that it also sees the responses of Starlette's routing errors and
 sits outside everything that can raise.
@@ -14,6 +15,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.entrypoints.gateway.outcomes import BASE_PATH
 from service.entrypoints.gateway.problems import Code, ProblemError, problem_response
 from service.logs import get_logger
 
@@ -44,13 +46,18 @@ class RequestIdMiddleware:
         raw = dict(scope["headers"]).get(REQUEST_ID.lower().encode())
         request_id = request_id_of(raw.decode("latin-1") if raw is not None else None)
         scope.setdefault("state", {})["request_id"] = request_id
+        api = str(scope["path"]).startswith(BASE_PATH)
         started = False
 
         async def send_with_id(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                MutableHeaders(scope=message)[REQUEST_ID] = request_id
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID] = request_id
+                headers["X-Content-Type-Options"] = "nosniff"
+                if api:  # trunks (and errors about them) are the tenant's: never cached
+                    headers["Cache-Control"] = "no-store"
             await send(message)
 
         with structlog.contextvars.bound_contextvars(request_id=request_id):

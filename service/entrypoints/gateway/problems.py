@@ -41,6 +41,7 @@ class Code(StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"  # not in the contract: a verb the path lacks
     ALREADY_EXISTS = "already_exists"
     VERSION_CONFLICT = "version_conflict"
+    REQUEST_TIMEOUT = "request_timeout"  # not in the contract: a client stalled mid-body
     PAYLOAD_TOO_LARGE = "payload_too_large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     VALIDATION_FAILED = "validation_failed"
@@ -60,6 +61,7 @@ STATUS: Mapping[Code, int] = {
     Code.NOT_FOUND: 404,
     Code.METHOD_NOT_ALLOWED: 405,
     Code.ALREADY_EXISTS: 409,
+    Code.REQUEST_TIMEOUT: 408,
     Code.VERSION_CONFLICT: 412,
     Code.PAYLOAD_TOO_LARGE: 413,
     Code.UNSUPPORTED_MEDIA_TYPE: 415,

@@ -54,6 +54,7 @@ class AppContext:
     backend: Backend
     jwt_secret: str
     reply_timeout_s: float
+    body_timeout_s: float
 
 
 def _context(request: Request) -> AppContext:
@@ -72,12 +73,17 @@ def _caller(scope: str) -> Any:
 
 
 async def _create_body(request: Request) -> dict[str, Any]:
-    return await read_json_object(request)
+    return await read_json_object(request, timeout_s=_context(request).body_timeout_s)
 
 
 async def _patch_body(request: Request) -> dict[str, Any]:
     # The command carries the patch inside `changes`: one level deeper than the body.
-    return await read_json_object(request, (JSON, MERGE_PATCH_JSON), max_depth=MAX_DEPTH - 1)
+    return await read_json_object(
+        request,
+        (JSON, MERGE_PATCH_JSON),
+        timeout_s=_context(request).body_timeout_s,
+        max_depth=MAX_DEPTH - 1,
+    )
 
 
 async def _idempotency_key(

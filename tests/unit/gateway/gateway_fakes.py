@@ -94,10 +94,10 @@ def auth(tenant: str = TENANT, **headers: str) -> dict[str, str]:
 
 @asynccontextmanager
 async def running_app(
-    backend: MemoryBackend | None = None,
+    backend: MemoryBackend | None = None, settings: Settings = SETTINGS
 ) -> AsyncIterator[tuple[httpx.AsyncClient, MemoryBackend]]:
     backend = backend or MemoryBackend()
-    app = create_app(SETTINGS, backend)
+    app = create_app(settings, backend)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://gw") as client,

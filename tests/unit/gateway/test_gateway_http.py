@@ -14,15 +14,15 @@ import pytest
 from sip_trunk_contracts import MASKED_PASSWORD, CommandEnvelope
 from structlog.testing import capture_logs
 
-import service.entrypoints.gateway.inputs as inputs_module
 from service.adapters.command_bus import BrokerUnavailable, Outcome
 from service.domain import Reason
 from service.entrypoints.gateway.app import create_app
 from service.entrypoints.gateway.commands import create_command
-from service.entrypoints.gateway.tokens import READ_SCOPE, WRITE_SCOPE
+from service.entrypoints.gateway.tokens import READ_SCOPE, WRITE_SCOPE, mint_token
 from tests.unit.gateway.gateway_fakes import (
     BASE,
     OTHER_TENANT,
+    SECRET,
     SETTINGS,
     TENANT,
     MemoryBackend,
@@ -293,10 +293,7 @@ async def test_a_patch_body_may_nest_one_level_less_than_a_create(
     )
 
 
-async def test_a_body_that_does_not_arrive_in_time_is_400(
-    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(inputs_module, "BODY_TIMEOUT_S", 0.2)
+async def test_a_body_that_does_not_arrive_in_time_is_408() -> None:
 
     async def stalls() -> AsyncIterator[bytes]:
         yield b'{"name": '
@@ -304,11 +301,50 @@ async def test_a_body_that_does_not_arrive_in_time_is_400(
         yield b'"late"}'
 
     headers = auth(**{"Content-Type": "application/json"})
-    started = asyncio.get_running_loop().time()
-    response = await client.post(BASE, headers=headers, content=stalls())
-    assert asyncio.get_running_loop().time() - started < 2
-    body = assert_problem(response, 400, "malformed_request")
+    impatient = SETTINGS.model_copy(update={"gateway_body_timeout_s": 0.2})
+    async with running_app(settings=impatient) as (client, backend):
+        started = asyncio.get_running_loop().time()
+        response = await client.post(BASE, headers=headers, content=stalls())
+        assert asyncio.get_running_loop().time() - started < 2
+    body = assert_problem(response, 408, "request_timeout")
     assert "did not arrive within 0.2 s" in body["detail"]
+    assert response.headers["connection"] == "close"
+    assert backend.sent == []
+
+
+async def test_every_response_says_nosniff_and_api_responses_are_never_cached(
+    app: tuple[httpx.AsyncClient, MemoryBackend],
+) -> None:
+    client, _ = app
+    trunk = await create(client)
+    responses = [
+        await client.get(BASE, headers=auth()),
+        await client.get(f"{BASE}/{trunk['id']}", headers=auth()),
+        await client.get(f"{BASE}/{uuid4()}", headers=auth()),  # a problem document
+        await client.get(BASE),  # 401
+    ]
+    for response in responses:
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["cache-control"] == "no-store"
+    health = await client.get("/healthz")
+    assert health.headers["x-content-type-options"] == "nosniff"
+    assert "cache-control" not in health.headers
+
+
+async def test_every_refused_token_gets_the_same_answer_and_the_reason_is_logged(
+    client: httpx.AsyncClient,
+) -> None:
+    expired = mint_token(SECRET, tenant=TENANT, scopes=(READ_SCOPE,), ttl_s=-60)
+    forged = mint_token("another-secret-of-32-bytes-or-more!", tenant=TENANT, scopes=(READ_SCOPE,))
+    with capture_logs() as logs:
+        details = {
+            (await client.get(BASE, headers={"Authorization": f"Bearer {bad}"})).json()["detail"]
+            for bad in (expired, forged, "not.a.jwt")
+        }
+    assert details == {"the bearer token is not valid"}
+    reasons = [entry["reason"] for entry in logs if entry["event"] == "auth.token_refused"]
+    assert len(reasons) == 3
+    assert any("expired" in reason for reason in reasons)
 
 
 async def test_a_client_that_leaves_mid_body_is_no_error() -> None:

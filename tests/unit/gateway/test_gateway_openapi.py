@@ -10,7 +10,7 @@ from sip_trunk_contracts import RejectionReason
 
 from service.entrypoints.gateway.app import main, openapi_document
 from service.entrypoints.gateway.problems import STATUS, Code
-from tests.unit.gateway.gateway_fakes import running_app
+from tests.unit.gateway.gateway_fakes import SETTINGS, running_app
 
 CHECKED_IN = Path(__file__).parents[3] / "docs" / "openapi.json"
 REGENERATE = "python -m service.entrypoints.gateway.app --openapi > docs/openapi.json"
@@ -18,11 +18,11 @@ REGENERATE = "python -m service.entrypoints.gateway.app --openapi > docs/openapi
 EXPECTED = {
     ("/api/v1/sip-trunks", "get"): {"200", "401", "403", "422"},
     ("/api/v1/sip-trunks", "post"): {
-        *("201", "400", "401", "403", "409", "413", "415", "422", "503", "504"),
+        *("201", "400", "401", "403", "408", "409", "413", "415", "422", "503", "504"),
     },
     ("/api/v1/sip-trunks/{id}", "get"): {"200", "401", "403", "404", "422"},
     ("/api/v1/sip-trunks/{id}", "patch"): {
-        *("200", "400", "401", "403", "404", "412", "413", "415", "422", "503", "504"),
+        *("200", "400", "401", "403", "404", "408", "412", "413", "415", "422", "503", "504"),
     },
     ("/api/v1/sip-trunks/{id}", "delete"): {
         *("204", "400", "401", "403", "404", "412", "422", "503", "504"),
@@ -41,10 +41,18 @@ def test_generator_prints_the_document(capsys: pytest.CaptureFixture[str]) -> No
     assert json.loads(capsys.readouterr().out) == openapi_document()
 
 
-async def test_the_app_serves_the_document() -> None:
-    async with running_app() as (client, _):
+async def test_the_app_serves_the_document_and_its_pages_only_when_asked() -> None:
+    async with running_app(settings=SETTINGS.model_copy(update={"gateway_api_docs": True})) as (
+        client,
+        _,
+    ):
         response = await client.get("/openapi.json")
-    assert response.json() == openapi_document()
+        assert response.json() == openapi_document()
+        assert (await client.get("/docs")).status_code == 200
+        assert (await client.get("/redoc")).status_code == 200
+    async with running_app() as (client, _):  # the default: no API description served
+        for path in ("/openapi.json", "/docs", "/redoc"):
+            assert (await client.get(path)).status_code == 404
 
 
 def test_every_operation_documents_its_statuses() -> None:
