@@ -17,7 +17,7 @@ from .cloudevents import (
     encode,
 )
 from .commands import CreateSipTrunk, DeleteSipTrunk, UpdateSipTrunk
-from .envelope import ENVELOPE_KEYS, CommandEnvelope
+from .envelope import ENVELOPE_KEYS, CommandEnvelope, envelope_keys_in
 from .events import (
     FieldError,
     RejectionReason,
@@ -75,6 +75,7 @@ __all__ = [
     "UtcDateTime",
     "decode",
     "encode",
+    "envelope_keys_in",
     "field_errors",
     "format_utc",
 ]

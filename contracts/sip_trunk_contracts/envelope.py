@@ -32,10 +32,16 @@ from . import strict_json
 from .cloudevents import CloudEventHeaders
 from .commands import CreateSipTrunk, DeleteSipTrunk, UpdateSipTrunk
 
-__all__ = ["ENVELOPE_KEYS", "CommandEnvelope"]
+__all__ = ["ENVELOPE_KEYS", "CommandEnvelope", "envelope_keys_in"]
 
 ENVELOPE_KEYS: Final = ("trunkId", "tenantId")
 """Keys of every command body that are not trunk fields; a create's fields may not use them."""
+
+
+def envelope_keys_in(fields: Mapping[str, Any]) -> list[str]:
+    """The envelope's own keys that `fields` holds: a create may not set them (they would act
+    for another trunk or tenant)."""
+    return [name for name in ENVELOPE_KEYS if name in fields]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +101,7 @@ class CommandEnvelope:
     ) -> CommandEnvelope:
         """``CreateSipTrunk``: ``fields`` are the trunk's writable fields (a REST ``POST``
         body), passed through. Raises ValueError if they hold a key of :data:`ENVELOPE_KEYS`."""
-        clash = [name for name in ENVELOPE_KEYS if name in fields]
+        clash = envelope_keys_in(fields)
         if clash:
             raise ValueError(f"the fields may not hold {', '.join(clash)}: they are the envelope's")
         body = {"trunkId": str(trunk_id), "tenantId": tenant_id, **fields}

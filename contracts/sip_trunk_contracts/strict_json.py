@@ -46,7 +46,7 @@ def loads(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
     except (ValueError, RecursionError) as exc:  # also int() past its digit limit
         raise JsonError(f"not valid JSON: {str(exc)[:200]}") from None
     if _SURROGATE_ESCAPE.search(text):
-        _check_encodable(value)
+        dumps(value, max_depth=max_depth)  # refuses a lone surrogate, the only way one can come
     return value
 
 
@@ -109,10 +109,3 @@ def _finite_float(literal: str) -> float:
     if not math.isfinite(number):
         raise JsonError(f"number out of range: {literal[:40]}")
     return number
-
-
-def _check_encodable(value: Any) -> None:
-    try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise JsonError("contains unpaired UTF-16 surrogates (\\ud800-\\udfff escapes)") from None

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from service.logs import get_logger
 
-__all__ = ["READ_ONLY", "cannot_work_now", "create_engine", "migrate", "unreachable"]
+__all__ = ["READ_ONLY", "answers", "cannot_work_now", "create_engine", "migrate", "unreachable"]
 
 log = get_logger(__name__)
 
@@ -110,6 +110,17 @@ def cannot_work_now(exc: BaseException) -> bool:
         return code[:2] in _OUTAGE_CLASSES or code == _LOCK_NOT_AVAILABLE
     # SQLite (no SQLSTATE): locked, busy, I/O error, disk full are all OperationalErrors.
     return isinstance(exc, OperationalError | InterfaceError)
+
+
+async def answers(engine: AsyncEngine) -> bool:
+    """Whether the database answers a query now (any failure means "not now")."""
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True
+    except Exception as exc:
+        log.error("database.unavailable", error=type(exc).__name__)
+        return False
 
 
 async def migrate(engine: AsyncEngine, *, until: asyncio.Event | None = None) -> None:

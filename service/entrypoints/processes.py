@@ -29,6 +29,7 @@ __all__ = [
     "ROLES",
     "Stack",
     "free_port",
+    "isolated_env",
     "running_stack",
     "start_process",
     "stop_process",
@@ -133,6 +134,21 @@ class Stack:
         return httpx.AsyncClient(base_url=base_url or self.base_url, headers=headers, timeout=30)
 
 
+def isolated_env(tmp: Path, bootstrap: str, prefix: str, **overrides: str) -> dict[str, str]:
+    """The environment of service processes with their own topics, consumer group and data
+    directory (named `<prefix>-<run>`), so that runs side by side never meet."""
+    run = uuid.uuid4().hex[:8]
+    return {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "KAFKA_TOPIC_PREFIX": f"{prefix}-{run}.",
+        "KAFKA_CONSUMER_GROUP": f"{prefix}-{run}",
+        "DATA_DIR": str(tmp),
+        "LOG_FORMAT": "json",
+        **overrides,
+    }
+
+
 @contextlib.asynccontextmanager
 async def running_stack(
     tmp: Path,
@@ -145,21 +161,15 @@ async def running_stack(
     """Topics created, then `roles` started on their own topics, group, data directory in `tmp`
     and gateway port (named `<prefix>-<run>`); every process stopped on exit. `overrides` are
     environment variables, e.g. `PROVIDER="none"`."""
-    run = uuid.uuid4().hex[:8]
     port = free_port()
     secret = secrets.token_urlsafe(32)
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "KAFKA_TOPIC_PREFIX": f"{prefix}-{run}.",
-        "KAFKA_CONSUMER_GROUP": f"{prefix}-{run}",
-        "DATA_DIR": str(tmp),
+    env = isolated_env(tmp, bootstrap, prefix)
+    env |= {
         "GATEWAY_PORT": str(port),
         "AUTH_JWT_SECRET": secret,
-        "LOG_FORMAT": "json",
         "GATEWAY_API_DOCS": "true",
         "PROVIDER": "livekit",
-        "LIVEKIT_OWNER": f"{prefix}-{run}",
+        "LIVEKIT_OWNER": env["KAFKA_CONSUMER_GROUP"],
         "RECONCILE_INTERVAL_S": "0",
         **overrides,
     }

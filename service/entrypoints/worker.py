@@ -35,10 +35,9 @@ from faststream import AckPolicy, FastStream
 from faststream.kafka import Topic
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.message import KafkaAckableMessage
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service import bootstrap
+from service.adapters.database import answers
 from service.adapters.unreadable_records import (
     UNREADABLE_FETCH,
     PastUnreadable,
@@ -56,16 +55,6 @@ log = get_logger(__name__)
 _PAUSE_S = 1.0  # before a batch is retried after a failure of the batch as a whole
 # A commit refused because the group rebalanced: the records are redelivered to their new owner.
 _REBALANCED = (CommitFailedError, RebalanceInProgressError, IllegalStateError)
-
-
-async def _database_answers(engine: AsyncEngine) -> bool:
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-        return True
-    except Exception as exc:  # any failure here means "not now"
-        log.error("database.unavailable", error=type(exc).__name__)
-        return False
 
 
 async def _commit(consumer: AIOKafkaConsumer, records: Sequence[Record]) -> None:
@@ -117,7 +106,7 @@ def create_worker_app(graph: WorkerGraph, failed: asyncio.Event | None = None) -
     worker = CommandWorker(
         container.processor,
         graph.dead_letters,
-        lambda: _database_answers(container.engine),
+        lambda: answers(container.engine),
     )
 
     async def raw_records(records: tuple[Record, ...]) -> KafkaAckableMessage:

@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -20,10 +21,25 @@ from service.adapters.kafka_topics import ensure_topics
 from service.config import Settings
 from service.entrypoints.relay import run_relay
 from service.entrypoints.worker import run_worker
+from tests.conftest import KAFKA_BOOTSTRAP
 
 CREATE = "sip_trunks.CreateSipTrunk.v1"
 UPDATE = "sip_trunks.UpdateSipTrunk.v1"
 DELETE = "sip_trunks.DeleteSipTrunk.v1"
+
+
+def isolated_settings(tmp: Path, prefix: str = "test", **settings: Any) -> Settings:
+    """A service on its own topics, consumer group and data directory (`<prefix>-<run>`) on the
+    test broker; SQLite in `tmp` unless `database_url` is given."""
+    run = uuid.uuid4().hex[:8]
+    defaults: dict[str, Any] = {
+        "kafka_bootstrap_servers": KAFKA_BOOTSTRAP,
+        "kafka_topic_prefix": f"{prefix}-{run}.",
+        "kafka_consumer_group": f"{prefix}-{run}",
+        "data_dir": tmp,
+        "log_format": "json",
+    }
+    return Settings(**{**defaults, **settings})
 
 
 def headers_of(record: ConsumerRecord[bytes, bytes]) -> dict[str, str]:

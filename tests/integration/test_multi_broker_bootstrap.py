@@ -14,22 +14,16 @@ from sip_trunk_contracts import CommandEnvelope, TrunkCreated
 from sip_trunk_contracts.strict_json import JsonError
 
 from service.adapters.command_bus import CommandBus
-from service.config import Settings
 from tests.conftest import KAFKA_BOOTSTRAP
 from tests.e2e.stack import free_port
-from tests.integration.kafka_stack import running_service
+from tests.integration.kafka_stack import isolated_settings, running_service
 
 
 async def test_the_service_runs_on_a_bootstrap_list_and_the_bus_writes_strict_json(
     tmp_path: Path,
 ) -> None:
-    run = uuid.uuid4().hex[:8]
-    settings = Settings(
-        kafka_bootstrap_servers=f"127.0.0.1:{free_port()},{KAFKA_BOOTSTRAP}",
-        kafka_topic_prefix=f"multi-{run}.",
-        kafka_consumer_group=f"multi-{run}",
-        data_dir=tmp_path,
-        log_format="json",
+    settings = isolated_settings(
+        tmp_path, "multi", kafka_bootstrap_servers=f"127.0.0.1:{free_port()},{KAFKA_BOOTSTRAP}"
     )
     assert len(settings.kafka_bootstrap_list) >= 2
     trunk_id = str(uuid.uuid4())

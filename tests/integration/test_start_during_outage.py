@@ -9,10 +9,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from service.config import Settings
-from tests.conftest import KAFKA_BOOTSTRAP
 from tests.integration.conftest import NewDatabase
-from tests.integration.kafka_stack import CREATE, running_service
+from tests.integration.kafka_stack import CREATE, isolated_settings, running_service
 from tests.integration.tcp_proxy import TcpProxy
 
 
@@ -24,12 +22,9 @@ async def test_worker_and_relay_started_during_an_outage_come_up_with_the_databa
     assert database.port is not None
     async with TcpProxy(database.host, database.port) as proxy:
         proxy.mode = "refuse"  # PostgreSQL "down" before either process starts
-        run = uuid.uuid4().hex[:8]
-        settings = Settings(
-            kafka_bootstrap_servers=KAFKA_BOOTSTRAP,
-            kafka_topic_prefix=f"outage-{run}.",
-            kafka_consumer_group=f"outage-{run}",
-            data_dir=tmp_path,
+        settings = isolated_settings(
+            tmp_path,
+            "outage",
             database_url=database.set(port=proxy.port).render_as_string(hide_password=False),
         )
         async with running_service(settings) as client:

@@ -19,11 +19,15 @@ import pytest_asyncio
 from sip_trunk_contracts import CommandEnvelope
 
 from service.adapters.command_bus import CommandBus
-from service.config import Settings
 from service.entrypoints.gateway.read_model import ReadModel
 from service.entrypoints.gateway.state_feed import StateFeed
-from tests.conftest import KAFKA_BOOTSTRAP
-from tests.integration.kafka_stack import CREATE, Client, headers_of, running_service
+from tests.integration.kafka_stack import (
+    CREATE,
+    Client,
+    headers_of,
+    isolated_settings,
+    running_service,
+)
 from tests.integration.raw_batches import RawRecord, produce_batch
 
 GATEWAY = {"ipOrDomain": "sip.example.com", "port": 5060, "name": "Primary"}
@@ -33,15 +37,7 @@ BAD_KEY = b"\xff\xfe-not-utf8"
 @pytest_asyncio.fixture(scope="module")
 async def service(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Client]:
     tmp = tmp_path_factory.mktemp("unreadable-headers")
-    run = uuid.uuid4().hex[:8]
-    settings = Settings(
-        kafka_bootstrap_servers=KAFKA_BOOTSTRAP,
-        kafka_topic_prefix=f"test-{run}.",
-        kafka_consumer_group=f"test-worker-{run}",
-        data_dir=tmp,
-        database_url=f"sqlite+aiosqlite:///{tmp / 'test.sqlite3'}",
-        log_format="json",
-    )
+    settings = isolated_settings(tmp, "unreadable")
     async with running_service(settings) as client:
         yield client
 

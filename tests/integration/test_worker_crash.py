@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import uuid
 from collections import defaultdict
@@ -17,7 +16,7 @@ from pathlib import Path
 
 from service.adapters.kafka_topics import ensure_topics
 from service.config import Settings
-from service.entrypoints.processes import start_process, stop_process
+from service.entrypoints.processes import isolated_env, start_process, stop_process
 from tests.conftest import KAFKA_BOOTSTRAP
 from tests.integration.kafka_stack import CREATE, UPDATE, Client, headers_of
 
@@ -25,16 +24,9 @@ TRUNKS = 150
 
 
 async def test_sigkill_mid_stream_loses_nothing_and_applies_once(tmp_path: Path) -> None:
-    run = uuid.uuid4().hex[:8]
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": KAFKA_BOOTSTRAP,
-        "KAFKA_TOPIC_PREFIX": f"crash-{run}.",
-        "KAFKA_CONSUMER_GROUP": f"crash-{run}",
-        "DATA_DIR": str(tmp_path),
-        "WORKER_BATCH_SIZE": "10",
-        "LOG_LEVEL": "WARNING",
-    }
+    env = isolated_env(
+        tmp_path, KAFKA_BOOTSTRAP, "crash", WORKER_BATCH_SIZE="10", LOG_LEVEL="WARNING"
+    )
     settings = Settings(
         kafka_bootstrap_servers=KAFKA_BOOTSTRAP, kafka_topic_prefix=env["KAFKA_TOPIC_PREFIX"]
     )

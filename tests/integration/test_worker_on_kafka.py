@@ -18,8 +18,6 @@ import pytest_asyncio
 from service.adapters.database import create_engine
 from service.adapters.encryption import load_cipher
 from service.adapters.sql_unit_of_work import SqlUnitOfWork
-from service.config import Settings
-from tests.conftest import KAFKA_BOOTSTRAP
 from tests.integration.conftest import BACKENDS, NewDatabase, database_url_for
 from tests.integration.kafka_stack import (
     CREATE,
@@ -27,6 +25,7 @@ from tests.integration.kafka_stack import (
     UPDATE,
     Client,
     headers_of,
+    isolated_settings,
     running_service,
 )
 
@@ -46,15 +45,10 @@ async def service(
     system_file.write_text(
         json.dumps([{"id": SYSTEM_TRUNK_ID, "name": "Platform", "gateways": [GATEWAY]}])
     )
-    run = uuid.uuid4().hex[:8]
-    settings = Settings(
-        kafka_bootstrap_servers=KAFKA_BOOTSTRAP,
-        kafka_topic_prefix=f"test-{run}.",
-        kafka_consumer_group=f"test-worker-{run}",
-        data_dir=tmp,
+    settings = isolated_settings(
+        tmp,
         database_url=database_url_for(request.param, tmp, await new_postgres_database()),
         system_trunks_file=system_file,
-        log_format="json",
     )
     async with running_service(settings) as client:
         yield client

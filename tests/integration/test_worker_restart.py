@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import time
 import uuid
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from service.adapters.kafka_topics import ensure_topics
 from service.config import Settings
-from service.entrypoints.processes import start_process, stop_process
+from service.entrypoints.processes import isolated_env, start_process, stop_process
 from tests.conftest import KAFKA_BOOTSTRAP
 from tests.integration.kafka_stack import CREATE, Client
 
@@ -45,15 +44,7 @@ def joining_at(log: Path) -> float:
 
 
 async def test_a_worker_restarted_after_sigkill_consumes_within_2_s(tmp_path: Path) -> None:
-    run = uuid.uuid4().hex[:8]
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": KAFKA_BOOTSTRAP,
-        "KAFKA_TOPIC_PREFIX": f"restart-{run}.",
-        "KAFKA_CONSUMER_GROUP": f"restart-{run}",
-        "DATA_DIR": str(tmp_path),
-        "LOG_FORMAT": "json",
-    }
+    env = isolated_env(tmp_path, KAFKA_BOOTSTRAP, "restart")
     settings = Settings(
         kafka_bootstrap_servers=KAFKA_BOOTSTRAP, kafka_topic_prefix=env["KAFKA_TOPIC_PREFIX"]
     )

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
-from sip_trunk_contracts import ENVELOPE_KEYS, CommandEnvelope, FieldError
+from sip_trunk_contracts import CommandEnvelope, FieldError, envelope_keys_in
 
 from service.bootstrap import GATEWAY_SOURCE
 from service.entrypoints.gateway.problems import Code, ProblemError
@@ -42,7 +42,7 @@ def create_command(
     correlation_id: str | None = None,
 ) -> CommandEnvelope:
     """`fields` is the request body, passed through: the worker refuses what is not writable."""
-    clash = [name for name in ENVELOPE_KEYS if name in fields]
+    clash = envelope_keys_in(fields)
     if clash:
         # These would overwrite the envelope (and act for another tenant): refuse them by name,
         # as the worker refuses any other unknown field.

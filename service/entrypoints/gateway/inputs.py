@@ -27,7 +27,6 @@ __all__ = [
 
 JSON = "application/json"
 MERGE_PATCH_JSON = "application/merge-patch+json"  # RFC 7396's own type, for PATCH
-MAX_IDEMPOTENCY_KEY = MAX_IDEMPOTENCY_KEY_LENGTH  # the contract's, as MAX_BODY_BYTES
 # Versions are positive and fit a signed 64-bit column; leading zeros would be another ETag.
 _VERSION = r'"(0|[1-9][0-9]{0,17})"'
 _IF_MATCH = re.compile(_VERSION)
@@ -110,8 +109,8 @@ async def read_json_object(
 
 
 def parse_idempotency_key(value: str | None) -> str | None:
-    if value is not None and not 0 < len(value) <= MAX_IDEMPOTENCY_KEY:
-        raise _malformed(f"Idempotency-Key must have 1-{MAX_IDEMPOTENCY_KEY} characters")
+    if value is not None and not 0 < len(value) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise _malformed(f"Idempotency-Key must have 1-{MAX_IDEMPOTENCY_KEY_LENGTH} characters")
     return value
 
 
