@@ -44,32 +44,11 @@ write_config() {
   local n=$1 dir
   dir=$(node_dir "$n")
   mkdir -p "$dir/logs"
-  cat >"$dir/server.properties" <<PROPS
-process.roles=broker,controller
-node.id=$n
-controller.quorum.voters=$(voters)
-listeners=PLAINTEXT://127.0.0.1:$(port_of "$n"),CONTROLLER://127.0.0.1:$(controller_port_of "$n")
-advertised.listeners=PLAINTEXT://127.0.0.1:$(port_of "$n")
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=$dir/logs
-num.partitions=3
-default.replication.factor=3
-min.insync.replicas=2
-offsets.topic.replication.factor=3
-offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=3
-transaction.state.log.min.isr=2
-share.coordinator.state.topic.replication.factor=3
-share.coordinator.state.topic.min.isr=2
-group.initial.rebalance.delay.ms=0
-# A node that comes back catches up and rejoins the ISR quickly; a dead one leaves it soon.
-replica.lag.time.max.ms=10000
-# Topics are created by the project (service/adapters/kafka_topics.py), never by accident.
-auto.create.topics.enable=false
-log.cleaner.backoff.ms=1000
-PROPS
+  {
+    kraft_properties "$n" "$(voters)" "$(port_of "$n")" "$(controller_port_of "$n")" "$dir/logs" 3 2
+    # A node that comes back catches up and rejoins the ISR quickly; a dead one leaves it soon.
+    echo "replica.lag.time.max.ms=10000"
+  } >"$dir/server.properties"
 }
 
 # All nodes share one cluster id, kept in the state folder; each node's storage is formatted once.

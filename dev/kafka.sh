@@ -29,28 +29,8 @@ install() {
 
 write_config() {
   mkdir -p "$DATA/logs"
-  cat >"$DATA/server.properties" <<PROPS
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=$DATA/logs
-num.partitions=3
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-# Topics are created by the project (service/adapters/kafka_topics.py), never by accident.
-auto.create.topics.enable=false
-log.cleaner.backoff.ms=1000
-PROPS
+  kraft_properties 1 "1@127.0.0.1:$CONTROLLER_PORT" "$KAFKA_PORT" "$CONTROLLER_PORT" "$DATA/logs" 1 1 \
+    >"$DATA/server.properties"
 }
 
 run_java() { "$JAVA" -Xms256m -Xmx768m -cp "$LIBS/*" "$@"; }
