@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import SplitResult, urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sip_trunk_contracts import Topics
 
@@ -76,8 +78,24 @@ class Settings(BaseSettings):
     gateway_body_timeout_s: float = Field(default=10.0, gt=0)
     # /docs, /redoc and /openapi.json: on in dev (dev/stack.sh), off unless asked for.
     gateway_api_docs: bool = False
-    # HS256 secret of the API's bearer tokens; default: a dev secret generated once in data_dir.
+    # HS256 secret of the API's bearer tokens; default: a dev secret generated once in data_dir,
+    # unless an identity provider's key is set (gateway/auth.py states which tokens pass).
     auth_jwt_secret: SecretStr | None = None
+    # An identity provider's RS256/ES256 keys: its JWKS (https; http only on the loopback) or a
+    # PEM public key file, not both.
+    auth_jwks_url: str | None = None
+    auth_public_key_file: Path | None = None
+    # The JWKS is kept this long; a token naming a kid it lacks has it refetched, at most once
+    # per cooldown; a token whose key does not come within the timeout is refused.
+    auth_jwks_lifespan_s: float = Field(default=300.0, gt=0)
+    auth_jwks_cooldown_s: float = Field(default=30.0, ge=0)
+    auth_jwks_timeout_s: float = Field(default=3.0, gt=0)
+    # When set, every token must carry this `iss`, and name this audience in `aud`.
+    auth_issuer: str | None = Field(default=None, min_length=1)
+    auth_audience: str | None = Field(default=None, min_length=1)
+    # The claims naming the caller's tenant (a string) and scopes (space-separated, or a list).
+    auth_tenant_claim: str = Field(default="tenant", min_length=1)
+    auth_scope_claim: str = Field(default="scope", min_length=1)
 
     # Logs
     log_level: str = "INFO"
@@ -87,6 +105,28 @@ class Settings(BaseSettings):
     @classmethod
     def _bootstrap_servers(cls, value: str) -> str:
         return ",".join(_bootstrap_entries(value))
+
+    @field_validator("auth_jwks_url")
+    @classmethod
+    def _jwks_url(cls, value: str | None) -> str | None:
+        url = urlsplit(value or "")
+        if value is None or (url.hostname and (url.scheme == "https" or _loopback(url))):
+            return value
+        # Keys fetched over plain http could be swapped on the way.
+        raise ValueError("AUTH_JWKS_URL must be an https URL (http only to the loopback)")
+
+    @model_validator(mode="after")
+    def _token_keys(self) -> Settings:
+        if self.auth_jwks_url is not None and self.auth_public_key_file is not None:
+            raise ValueError("set AUTH_JWKS_URL or AUTH_PUBLIC_KEY_FILE, not both")
+        idp = self.auth_jwks_url is not None or self.auth_public_key_file is not None
+        if (self.auth_issuer or self.auth_audience) and not (idp or self.auth_jwt_secret):
+            # Not the dev secret, which whoever reads DATA_DIR can mint tokens with.
+            raise ValueError(
+                "AUTH_ISSUER or AUTH_AUDIENCE is set but no key to check tokens with: "
+                "set AUTH_JWKS_URL, AUTH_PUBLIC_KEY_FILE or AUTH_JWT_SECRET"
+            )
+        return self
 
     @property
     def kafka_bootstrap_list(self) -> list[str]:
@@ -102,6 +142,17 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url.get_secret_value()
         return f"sqlite+aiosqlite:///{(self.data_dir / 'sip_trunks.sqlite3').resolve()}"
+
+
+def _loopback(url: SplitResult) -> bool:
+    if url.scheme != "http" or url.hostname is None:
+        return False
+    if url.hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(url.hostname).is_loopback
+    except ValueError:
+        return False
 
 
 def _bootstrap_entries(value: str) -> list[str]:

@@ -112,12 +112,17 @@ async def _send(settings: Settings, args: argparse.Namespace) -> int:
     return 2 if isinstance(outcome.event, TrunkRejected) else 0
 
 
-async def _gateway(settings: Settings) -> None:
+async def _gateway(settings: Settings) -> int:
     import uvicorn  # the gateway's own dependency: the other commands do not pay for it
 
     from service.entrypoints.gateway.app import gateway_app
+    from service.entrypoints.gateway.idp_keys import AuthConfigError
 
-    app = gateway_app(settings)
+    try:
+        app = gateway_app(settings)
+    except AuthConfigError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
     config = uvicorn.Config(
         app,
         host=settings.gateway_host,
@@ -127,6 +132,7 @@ async def _gateway(settings: Settings) -> None:
         lifespan="on",
     )
     await uvicorn.Server(config).serve()
+    return 0
 
 
 async def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
@@ -150,11 +156,26 @@ async def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
-    from service.entrypoints.gateway.tokens import READ_SCOPE, WRITE_SCOPE, jwt_secret, mint_token
+    from service.entrypoints.gateway.tokens import (
+        READ_SCOPE,
+        WRITE_SCOPE,
+        ClaimRules,
+        jwt_secret,
+        mint_token,
+    )
 
+    secret = jwt_secret(settings)
+    if secret is None:
+        print(
+            "the gateway takes no HS256 token here: AUTH_JWKS_URL or AUTH_PUBLIC_KEY_FILE is set "
+            "and AUTH_JWT_SECRET is not",
+            file=sys.stderr,
+        )
+        return 2
     scopes = [READ_SCOPE] if args.read_only else [READ_SCOPE, WRITE_SCOPE]
+    rules = ClaimRules.from_settings(settings)  # the claim names, `iss` and `aud` checked
     token = mint_token(
-        jwt_secret(settings), tenant=args.tenant, subject=args.sub, scopes=scopes, ttl_s=args.ttl
+        secret, tenant=args.tenant, subject=args.sub, scopes=scopes, ttl_s=args.ttl, rules=rules
     )
     print(token)
     return 0

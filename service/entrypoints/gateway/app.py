@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException
 from service import bootstrap
 from service.adapters.command_bus import Outcome
 from service.config import Settings
+from service.entrypoints.gateway.auth import Authenticator
 from service.entrypoints.gateway.backend import Backend, KafkaBackend
 from service.entrypoints.gateway.middleware import RequestIdMiddleware
 from service.entrypoints.gateway.openapi import install_openapi
@@ -33,9 +34,11 @@ from service.entrypoints.gateway.problems import Code, ProblemError, problem_res
 from service.entrypoints.gateway.read_model import ReadModel
 from service.entrypoints.gateway.routes import AppContext, allowed_methods, probes, trunks
 from service.entrypoints.gateway.state_feed import StateFeed
-from service.entrypoints.gateway.tokens import jwt_secret
+from service.logs import get_logger
 
 __all__ = ["create_app", "gateway_app", "openapi_document"]
+
+log = get_logger(__name__)
 
 _HTTP_CODES = {404: Code.NOT_FOUND, 405: Code.METHOD_NOT_ALLOWED, 413: Code.PAYLOAD_TOO_LARGE}
 
@@ -51,13 +54,18 @@ def gateway_app(settings: Settings) -> FastAPI:
 
 
 def create_app(settings: Settings, backend: Backend) -> FastAPI:
+    """Raises AuthConfigError for token settings that cannot work (a bad key file)."""
+    authenticator = Authenticator.from_settings(settings)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        log.info("gateway.token_algorithms", algorithms=authenticator.algorithms)
         await backend.start()
         try:
             yield
         finally:
             await backend.stop()
+            authenticator.close()
 
     app = FastAPI(
         title="SIP Trunks API",
@@ -77,7 +85,7 @@ def create_app(settings: Settings, backend: Backend) -> FastAPI:
     )
     app.state.context = AppContext(
         backend,
-        jwt_secret(settings),
+        authenticator,
         settings.gateway_reply_timeout_s,
         settings.gateway_body_timeout_s,
     )

@@ -17,7 +17,7 @@ from sip_trunk_contracts import CommandEnvelope, TrunkDeleted, TrunkRejected
 from sip_trunk_contracts.limits import MAX_DEPTH, MAX_IDEMPOTENCY_KEY_LENGTH
 
 from service.adapters.command_bus import BrokerUnavailable, Outcome
-from service.entrypoints.gateway.auth import Caller, authenticate, authorize
+from service.entrypoints.gateway.auth import Authenticator, Caller, authorize
 from service.entrypoints.gateway.backend import Backend
 from service.entrypoints.gateway.commands import create_command, delete_command, update_command
 from service.entrypoints.gateway.inputs import (
@@ -52,7 +52,7 @@ class AppContext:
     """What the routes use, kept in `app.state.context`."""
 
     backend: Backend
-    jwt_secret: str
+    authenticator: Authenticator
     reply_timeout_s: float
     body_timeout_s: float
 
@@ -65,7 +65,8 @@ def _context(request: Request) -> AppContext:
 def _caller(scope: str) -> Any:
     # Dependencies are `async`: FastAPI would run plain functions in a thread pool.
     async def dependency(request: Request) -> Caller:
-        caller = authenticate(request.headers.get("authorization"), _context(request).jwt_secret)
+        authenticator = _context(request).authenticator
+        caller = await authenticator.caller(request.headers.get("authorization"))
         authorize(caller, scope)
         return caller
 

@@ -11,9 +11,9 @@ import httpx
 import jwt
 import pytest
 
-from service.entrypoints.gateway.auth import authenticate
+from service.entrypoints.gateway.auth import Authenticator
 from service.entrypoints.gateway.problems import ProblemError
-from service.entrypoints.gateway.tokens import READ_SCOPE
+from service.entrypoints.gateway.tokens import READ_SCOPE, ClaimRules
 from tests.unit.gateway.gateway_fakes import BASE, SECRET, TENANT, MemoryBackend, running_app, token
 
 CHALLENGE = 'Bearer realm="sip-trunks"'
@@ -51,7 +51,8 @@ def signed(secret: str = SECRET, algorithm: str = "HS256", **overrides: Any) -> 
         (f"Bearer {signed(tenant=7)}", INVALID),
         (f"Bearer {signed(tenant='')}", INVALID),
         (f"Bearer {signed(tenant='t' * 256)}", INVALID),
-        (f"Bearer {signed(scope=['sip-trunks:read'])}", INVALID),
+        (f"Bearer {signed(scope=7)}", INVALID),
+        (f"Bearer {signed(scope=['sip-trunks:read', 7])}", INVALID),
         (f"Bearer {signed(algorithm='HS384')}", INVALID),
         (f"Bearer {jwt.encode(claims(), '', algorithm='none')}", INVALID),
     ],
@@ -74,13 +75,16 @@ async def test_a_valid_token_with_an_audience_and_lower_case_scheme_is_accepted(
     assert response.status_code == 200
 
 
-def test_authenticate_reads_the_claims() -> None:
-    caller = authenticate(f"Bearer {token()}", SECRET)
+async def test_the_caller_is_read_from_the_claims() -> None:
+    authenticator = Authenticator(ClaimRules(), secret=SECRET)
+    caller = await authenticator.caller(f"Bearer {token()}")
     assert caller.tenant == TENANT
     assert caller.subject == "developer"
     assert caller.scopes == {"sip-trunks:read", "sip-trunks:write"}
+    listed = await authenticator.caller(f"Bearer {signed(scope=['sip-trunks:read', 'x'])}")
+    assert listed.scopes == {"sip-trunks:read", "x"}  # a list, as IdPs send `scp`
     with pytest.raises(ProblemError):
-        authenticate(f"Bearer {token()}", "wrong-" + SECRET)
+        await Authenticator(ClaimRules(), secret="wrong-" + SECRET).caller(f"Bearer {token()}")
 
 
 async def test_auth_comes_before_any_check_of_the_request(client: httpx.AsyncClient) -> None:
