@@ -4,8 +4,8 @@ Every process is built here, once, from settings: the worker's graph (`build`, `
 relay (`relay`), the gateway's command bus (`gateway_bus`; the gateway package adds its read
 model and HTTP layer on top, `entrypoints/gateway/app.py:gateway_app`) and the CLI's
 (`cli_bus`). The service layer gets its ports here (a unit-of-work factory, the provider, the
-provider's listing, leases) and never imports an adapter; entry points take what is built here,
-translate and run. Tests build the same graph with other settings.
+provider's listing, leases, the password seal) and never imports an adapter; entry points take
+what is built here, translate and run. Tests build the same graph with other settings.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from service.adapters.kafka_topics import ensure_topics, restore_topics
 from service.adapters.leases import lease_for
 from service.adapters.livekit_provider import LiveKitProvider
 from service.adapters.outbox_relay import OutboxRelay
+from service.adapters.password_seal import password_keys, public_key
 from service.adapters.provider_none import NoProvider
 from service.adapters.sql_unit_of_work import SqlUnitOfWork
 from service.config import Settings
@@ -53,6 +54,7 @@ __all__ = [
     "cli_bus",
     "gateway_bus",
     "migrate_schema",
+    "password_seal_key",
     "relay",
     "worker",
 ]
@@ -158,6 +160,8 @@ async def build(
         messages=MessageFactory(settings.topics, settings.service_source, clock=clock),
         clock=clock,
         after_provider_call=_exit_now if settings.fault_exit_after_provider_call else lambda: None,
+        passwords=password_keys(settings),
+        accept_plaintext_passwords=settings.accept_plaintext_passwords,
     )
     processor = CommandProcessor(lambda: SqlUnitOfWork(engine, cipher), services)
     return Container(settings, engine, cipher, services, processor, listing, tuple(closers))
@@ -225,6 +229,11 @@ def gateway_bus(settings: Settings, on_event: EventHook) -> CommandBus:
         on_event=on_event,
         publish_timeout_s=settings.gateway_publish_timeout_s,
     )
+
+
+def password_seal_key(settings: Settings) -> bytes:
+    """The public key the gateway and the CLI seal passwords with (CONTRACT §4.2)."""
+    return public_key(settings)
 
 
 def cli_bus(settings: Settings) -> CommandBus:

@@ -42,6 +42,15 @@ class Settings(BaseSettings):
     # Fernet key for passwords at rest; default: a dev key generated once in data_dir.
     encryption_key: SecretStr | None = None
 
+    # Passwords on Kafka (CONTRACT §4.2), adapters/password_seal.py
+    # The worker's X25519 private keys (base64), comma-separated, newest first: a command sealed
+    # for any of them opens (key rotation). Default: a dev key generated once in data_dir.
+    password_seal_private_key: SecretStr | None = None
+    # What the gateway and the CLI seal with (base64); default: the newest private key's.
+    password_seal_public_key: str | None = None
+    # A plaintext password in a command is validation_failed unless this is true.
+    accept_plaintext_passwords: bool = False
+
     # Worker
     worker_batch_size: int = Field(default=200, ge=1, le=5000)
     worker_batch_timeout_ms: int = Field(default=20, ge=0)

@@ -2,6 +2,8 @@
 
 Depends on pydantic and the standard library only, so any producer or consumer can use it.
 Build commands with `CommandEnvelope`; the contract's limits are in `sip_trunk_contracts.limits`.
+Passwords are sealed with `seal_fields` / `seal_password` (§4.2), which need the extra
+`sip-trunk-contracts[seal]` (PyNaCl) when called.
 """
 
 from __future__ import annotations
@@ -36,6 +38,13 @@ from .registry import (
     AnyEvent,
     OutcomeEvent,
 )
+from .sealing import (
+    SEALED_PREFIX,
+    UnsealablePassword,
+    is_sealed,
+    seal_fields,
+    seal_password,
+)
 from .topics import COMMANDS, DLT, EVENTS, STATE, Topics
 from .trunk import MASKED_PASSWORD, AuthenticationView, GatewayView, TrunkView
 
@@ -49,6 +58,7 @@ __all__ = [
     "EVENT_TYPES",
     "MASKED_PASSWORD",
     "OUTCOME_TYPES",
+    "SEALED_PREFIX",
     "SPECVERSION",
     "STATE",
     "AnyCommand",
@@ -71,6 +81,7 @@ __all__ = [
     "TrunkUpdated",
     "TrunkView",
     "UnknownType",
+    "UnsealablePassword",
     "UpdateSipTrunk",
     "UtcDateTime",
     "decode",
@@ -78,4 +89,7 @@ __all__ = [
     "envelope_keys_in",
     "field_errors",
     "format_utc",
+    "is_sealed",
+    "seal_fields",
+    "seal_password",
 ]

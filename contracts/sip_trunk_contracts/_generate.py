@@ -127,14 +127,17 @@ def asyncapi() -> dict[str, Any]:
     messages["DeadLetter"] = {
         "name": "DeadLetter",
         "summary": "A message on the commands topic that is not a recognisable command.",
-        "description": "Key, value and headers as received, plus the kafka_dlt-* headers.",
+        "description": "Key and headers as received, plus the kafka_dlt-* headers. A strict "
+        "JSON value is copied with every password member masked (kafka_dlt-redacted); any other "
+        "value is withheld (null), since it may hold a password that cannot be found in it: "
+        "kafka_dlt-value-withheld says why, kafka_dlt-value-length how long it was.",
         "headers": {
             "type": "object",
             "properties": {h: {"type": "string"} for h in _DLT_HEADERS},
             "required": list(_DLT_HEADERS),
             "additionalProperties": True,
         },
-        "payload": {"description": "the original value, unchanged (any bytes)"},
+        "payload": {"description": "the original strict JSON value, passwords masked; or null"},
     }
     commands = [m.__name__ for m in _COMMANDS]
     events = [m.__name__ for m in _EVENTS]

@@ -5,6 +5,9 @@ The writable trunk fields are typed ``Any`` on purpose: the service's domain lay
 single authority for the field rules of CONTRACT.md §1 and must be able to answer *any*
 content with a ``TrunkRejected`` ``validation_failed`` carrying JSON pointers, rather than
 the message failing to parse here. Unknown keys are kept in ``model_extra`` for the same reason.
+
+A password in a command is sealed (CONTRACT.md §4.2, ``sealing.seal_fields``): the sealed string
+is longer than the password, and the password's bounds are checked once the worker opened it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ __all__ = ["CreateSipTrunk", "DeleteSipTrunk", "UpdateSipTrunk"]
 _RULES = "validated by the service, see CONTRACT.md §1"
 _TENANT = "the acting tenant"
 _EXPECTED = "optimistic concurrency: reject with version_conflict unless this is the version"
+_SEALED = "authentication.password is sealed (sealed:v1:<base64url>, see seal_password) or ********"
 
 
 class CreateSipTrunk(CommandModel):
@@ -37,7 +41,7 @@ class CreateSipTrunk(CommandModel):
     name: Any = Field(description=f"string; {_RULES}")
     gateways: Any = Field(description=f"list of gateways; {_RULES}")
     authentication: Any = Field(
-        default=None, description=f"null or {{username, password}}; optional; {_RULES}"
+        default=None, description=f"null or {{username, password}}; optional; {_SEALED}; {_RULES}"
     )
     advanced: Any = Field(default=None, description=f"object; optional; {_RULES}")
 
@@ -69,7 +73,9 @@ class UpdateSipTrunk(CommandModel):
     trunkId: UUID
     tenantId: StrictStr | None = Field(description=_TENANT)
     expectedVersion: StrictInt | None = Field(default=None, description=_EXPECTED)
-    changes: dict[str, Any] = Field(description=f"merge patch of writable fields; {_RULES}")
+    changes: dict[str, Any] = Field(
+        description=f"merge patch of writable fields; {_SEALED}; {_RULES}"
+    )
 
 
 class DeleteSipTrunk(CommandModel):

@@ -29,6 +29,8 @@ __all__ = [
     "NAME_MAX_LENGTH",
     "PASSWORD_MAX_LENGTH",
     "PASSWORD_MIN_LENGTH",
+    "SEALED_PASSWORD_MAX_LENGTH",
+    "SEAL_OVERHEAD",
     "TRANSPORTS",
     "USERNAME_PATTERN",
     "MediaEncryption",
@@ -75,6 +77,16 @@ USERNAME_PATTERN: Final = r"[A-Za-z0-9._~+-]{1,64}"
 PASSWORD_MIN_LENGTH: Final = 8
 PASSWORD_MAX_LENGTH: Final = 128
 """``authentication.password``: printable ASCII."""
+
+SEAL_OVERHEAD: Final = 48
+"""Bytes a sealed box adds to the password: its one-time public key (32) and MAC (16) (§4.2)."""
+
+SEALED_PASSWORD_MAX_LENGTH: Final = len("sealed:v1:") + 4 * -(
+    -(PASSWORD_MAX_LENGTH + SEAL_OVERHEAD) // 3
+)
+"""A sealed password in a command: ``sealed:v1:`` and the padded base64url of the longest
+password's box. Longer cannot hold a valid password, so the worker does not try to open it;
+the password's own bounds are checked once it is opened."""
 
 Transport = Literal["auto", "udp", "tcp", "tls"]
 TRANSPORTS: Final[tuple[Transport, ...]] = get_args(Transport)

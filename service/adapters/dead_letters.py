@@ -1,6 +1,16 @@
-"""Dead-lettering: a message the worker cannot answer goes to the DLT as received, with one
-exception: passwords. A JSON value has every `password` masked first, because no topic the
-service writes may carry a secret (CONTRACT.md §3); the header `kafka_dlt-redacted` says so.
+"""Dead-lettering: a message the worker cannot answer goes to the DLT with its key, its headers
+and where it came from (the `kafka_dlt-*` headers), but never with a password: no topic may
+carry one (CONTRACT.md §3, §4.2), and a producer may still send one in plaintext.
+
+- A strict JSON value is copied with every `password` member masked (re-serialised); the
+  header `kafka_dlt-redacted` says so.
+- Any other value (not UTF-8, malformed, nested too deep) is withheld: the DLT record has no
+  value, `kafka_dlt-value-withheld` says why and `kafka_dlt-value-length` how long it was. A
+  password can hide anywhere in text that does not parse (a truncated string, an escaped quote,
+  another encoding, the bare password as the whole value), so no pattern finds them all; copying
+  such text byte for byte would put the password on the DLT. No digest of the value either:
+  for a value that is a bare password, a digest lets anyone confirm guesses of it. The original
+  topic, partition and offset already name the message.
 
 Dead-lettering is the worker's last resort, so it has one of its own: when the copy cannot be
 made (masking failed) or Kafka refuses it for good (too large, invalid), the DLT still gets a
@@ -9,7 +19,6 @@ record for that offset: the `kafka_dlt-*` headers and the reason, the value with
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
@@ -32,7 +41,6 @@ _MAX_REASON = 1000
 _UNREADABLE = "a header key is not valid UTF-8: the record cannot be read"
 _HEADERS_UNREADABLE = "its headers cannot be decoded: value and headers withheld"
 _MAX_WITHHELD_KEY = 1024  # a larger key is dropped too in the last-resort copy
-# A `"password": "..."` member, found in text that is not strict JSON (too deep, malformed).
 # What Kafka says of this record itself; any other error (the broker away) is retried later.
 _REFUSED_FOR_GOOD = (
     CorruptRecordException,
@@ -40,7 +48,6 @@ _REFUSED_FOR_GOOD = (
     RecordListTooLargeError,
     RecordTooLargeError,
 )
-_PASSWORD_MEMBER = re.compile(rb'("password"\s*:\s*)"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 
 
 class DeadLetters:
@@ -80,12 +87,23 @@ class DeadLetters:
 
 
 def dead_letter_of(record: ConsumerRecord[bytes, bytes], why: str) -> dict[str, Any]:
-    """Key, value and headers of the DLT copy of `record`."""
-    value = redact_passwords(record.value)
+    """Key, value and headers of the DLT copy of `record`: a strict JSON value with its
+    passwords masked, any other value withheld."""
     headers = [
         *list(record.headers),
         *_dlt_headers(record.topic, record.partition, record.offset, why),
     ]
+    try:
+        value = redact_passwords(record.value)
+    except JsonError as exc:
+        headers += [
+            (
+                "kafka_dlt-value-withheld",
+                f"not strict JSON ({exc}): it may hold a password".encode(),
+            ),
+            ("kafka_dlt-value-length", str(len(record.value)).encode()),
+        ]
+        return {"key": record.key, "value": None, "headers": headers}
     if value != record.value:
         headers.append(("kafka_dlt-redacted", b"password"))
     return {"key": record.key, "value": value, "headers": headers}
@@ -122,17 +140,11 @@ def _dlt_headers(topic: str, partition: int, offset: int, why: str) -> list[tupl
 
 
 def redact_passwords(value: bytes | None) -> bytes | None:
-    """`value` with every JSON `password` masked; unchanged when it has none.
-
-    Strict JSON is masked member by member (and re-serialised); anything else (too deep,
-    malformed, not UTF-8) has each `"password": "..."` it visibly holds masked in place.
-    """
+    """`value` with every JSON `password` masked (re-serialised); unchanged when it has none.
+    Raises `JsonError` when `value` is not strict JSON: then it cannot be searched."""
     if value is None:
         return None
-    try:
-        data = loads(value)
-    except JsonError:
-        return _PASSWORD_MEMBER.sub(rb'\1"' + MASKED_PASSWORD.encode() + rb'"', value)
+    data = loads(value)
     masked = _masked(data)
     return value if masked == data else dumps(masked)
 

@@ -18,6 +18,7 @@ from sip_trunk_contracts import (
     DeleteSipTrunk,
     TrunkRejected,
     UpdateSipTrunk,
+    seal_fields,
     strict_json,
 )
 
@@ -91,9 +92,12 @@ async def _send(settings: Settings, args: argparse.Namespace) -> int:
     if not isinstance(data, dict):
         print("--data must be a JSON object", file=sys.stderr)
         return 2
+    seal_key = bootstrap.password_seal_key(settings)
     try:
-        command = _command(args, data)
-    except ValueError as exc:  # a create body naming trunkId or tenantId: use --trunk, --tenant
+        # The password goes out sealed for the worker (CONTRACT §4.2), never as typed.
+        command = _command(args, seal_fields(seal_key, data))
+    except ValueError as exc:  # a create body naming trunkId or tenantId (use --trunk, --tenant),
+        # or a password that is not a string
         print(f"--data: {exc}", file=sys.stderr)
         return 2
     bus = bootstrap.cli_bus(settings)

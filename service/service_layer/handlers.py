@@ -21,7 +21,8 @@ from service.logs import get_logger
 from service.service_layer.inbound import InboundCommand
 from service.service_layer.messages import OutgoingMessage
 from service.service_layer.outgoing import Cause, MessageFactory
-from service.service_layer.ports import ProcessedCommand, TrunkProvider, UnitOfWork
+from service.service_layer.passwords import open_passwords
+from service.service_layer.ports import PasswordSeal, ProcessedCommand, TrunkProvider, UnitOfWork
 
 __all__ = ["CommandProcessor", "MonotonicClock", "Services", "handle_command"]
 
@@ -58,6 +59,10 @@ class Services:
     clock: Callable[[], datetime] = field(default_factory=MonotonicClock)
     # Fault injection (off by default): the crash test exits the process here.
     after_provider_call: Callable[[], None] = lambda: None
+    # Opens the commands' sealed passwords (CONTRACT §4.2); plaintext ones are refused unless
+    # accepted.
+    passwords: PasswordSeal = field(kw_only=True)
+    accept_plaintext_passwords: bool = field(default=False, kw_only=True)
 
 
 async def _create(
@@ -133,6 +138,8 @@ async def _apply(
 
 async def handle_command(cmd: InboundCommand, uow: UnitOfWork, svc: Services) -> OutgoingMessage:
     """Apply one command in `uow` (not committed here); return its outcome event."""
+    # Before the duplicate check: a retry is compared by its opened body (see `passwords`).
+    cmd = open_passwords(cmd, svc.passwords, accept_plaintext=svc.accept_plaintext_passwords)
     cause = Cause(cmd.ce.correlation_id, cmd.ce.id, cmd.ce.type)
     seen = await uow.processed.get(cmd.ce.source, cmd.ce.id)
     if seen is not None:

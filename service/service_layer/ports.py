@@ -17,6 +17,7 @@ __all__ = [
     "Lease",
     "ListedTrunk",
     "Outbox",
+    "PasswordSeal",
     "ProcessedCommand",
     "ProcessedCommands",
     "ProviderListing",
@@ -93,6 +94,14 @@ class Lease(Protocol):
         ...
 
     async def release(self) -> None: ...
+
+
+class PasswordSeal(Protocol):
+    """Opens the sealed passwords of commands (CONTRACT §4.2) with the worker's private keys."""
+
+    def open(self, sealed: str) -> str | None:
+        """The password in `sealed` (`sealed:v1:...`), or None when no key opens it."""
+        ...
 
 
 class TrunkProvider(Protocol):

@@ -88,6 +88,7 @@ def create_app(settings: Settings, backend: Backend) -> FastAPI:
         authenticator,
         settings.gateway_reply_timeout_s,
         settings.gateway_body_timeout_s,
+        bootstrap.password_seal_key(settings),
     )
     app.include_router(trunks)
     app.include_router(probes)
@@ -139,7 +140,7 @@ class _NoBackend:
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document, built without Kafka or secrets."""
-    settings = Settings(auth_jwt_secret=SecretStr("unused"))
+    settings = Settings(auth_jwt_secret=SecretStr("unused"), password_seal_public_key="A" * 43)
     return create_app(settings, _NoBackend()).openapi()
 
 

@@ -4,6 +4,10 @@ Idempotency rests on the worker: a command id (`ce_id`) it has seen gets the fir
 again, or `idempotency_key_reused` if the body differs. So a request with an `Idempotency-Key`
 gets a command id derived from the tenant and the key (and a create, a trunk id derived the same
 way): a retry is the identical command. Without a key, every request is a new command.
+
+The REST body holds the password in plaintext; the command holds it sealed with the worker's
+public key (CONTRACT §4.2), so no password reaches Kafka. A retry seals it anew (other bytes):
+the worker compares commands by their opened bodies.
 """
 
 from __future__ import annotations
@@ -14,7 +18,13 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
-from sip_trunk_contracts import CommandEnvelope, FieldError, envelope_keys_in
+from sip_trunk_contracts import (
+    CommandEnvelope,
+    FieldError,
+    UnsealablePassword,
+    envelope_keys_in,
+    seal_fields,
+)
 
 from service.bootstrap import GATEWAY_SOURCE
 from service.entrypoints.gateway.problems import Code, ProblemError
@@ -35,11 +45,27 @@ def _command_id(tenant: str, idempotency_key: str | None) -> str | None:
     return _derived(tenant, idempotency_key) if idempotency_key else None
 
 
+def _sealed(fields: Mapping[str, Any], seal_key: bytes) -> dict[str, Any]:
+    """`fields` with the password sealed; 422 for a password that is not a string (the worker
+    would refuse it too, but only after it had crossed Kafka as it is)."""
+    try:
+        return seal_fields(seal_key, fields)
+    except UnsealablePassword:
+        pointer = "/authentication/password"
+        raise ProblemError(
+            Code.VALIDATION_FAILED,
+            f"invalid fields: {pointer}",
+            errors=[FieldError(pointer=pointer, message="must be a string")],
+        ) from None
+
+
 def create_command(
     tenant: str,
     fields: Mapping[str, Any],
     idempotency_key: str | None,
     correlation_id: str | None = None,
+    *,
+    seal_key: bytes,
 ) -> CommandEnvelope:
     """`fields` is the request body, passed through: the worker refuses what is not writable."""
     clash = envelope_keys_in(fields)
@@ -55,7 +81,7 @@ def create_command(
         )
     trunk_id = _derived(tenant, idempotency_key, "trunk") if idempotency_key else str(uuid.uuid4())
     return CommandEnvelope.create(
-        fields,
+        _sealed(fields, seal_key),
         trunk_id=trunk_id,
         tenant_id=tenant,
         source=GATEWAY_SOURCE,
@@ -71,9 +97,11 @@ def update_command(
     expected_version: int | None,
     idempotency_key: str | None,
     correlation_id: str | None = None,
+    *,
+    seal_key: bytes,
 ) -> CommandEnvelope:
     return CommandEnvelope.update(
-        changes,
+        _sealed(changes, seal_key),
         trunk_id=trunk_id,
         tenant_id=tenant,
         source=GATEWAY_SOURCE,

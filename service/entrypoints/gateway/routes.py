@@ -55,6 +55,7 @@ class AppContext:
     authenticator: Authenticator
     reply_timeout_s: float
     body_timeout_s: float
+    seal_key: bytes  # the worker's public key: passwords are sealed with it (CONTRACT §4.2)
 
 
 def _context(request: Request) -> AppContext:
@@ -210,7 +211,10 @@ async def list_trunks(
 async def create_trunk(
     caller: Writer, fields: CreateBody, key: IdempotencyKey, request: Request
 ) -> Response:
-    command = create_command(caller.tenant, fields, key, request.state.request_id)
+    seal_key = _context(request).seal_key
+    command = create_command(
+        caller.tenant, fields, key, request.state.request_id, seal_key=seal_key
+    )
     return await _execute(request, command)
 
 
@@ -232,8 +236,9 @@ async def update_trunk(
     trunk_id: TrunkId,
     request: Request,
 ) -> Response:
+    seal_key = _context(request).seal_key
     command = update_command(
-        caller.tenant, trunk_id, changes, version, key, request.state.request_id
+        caller.tenant, trunk_id, changes, version, key, request.state.request_id, seal_key=seal_key
     )
     return await _execute(request, command)
 

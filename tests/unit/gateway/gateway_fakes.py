@@ -5,6 +5,7 @@ Imported as `tests.unit.gateway.gateway_fakes`.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,13 +23,17 @@ from service.entrypoints.gateway.read_model import ReadModel, TrunkRecord
 from service.entrypoints.gateway.tokens import READ_SCOPE, WRITE_SCOPE, mint_token
 from service.service_layer.inbound import read_command
 from service.service_layer.views import to_view
-from tests.unit.service.fakes import TOPICS, Harness, payload
+from tests.unit.service.fakes import SEAL_KEY, TOPICS, Harness, payload
 
 SECRET = "test-secret-of-the-gateway-tests-0123456789-abcdefghij"
 TENANT = "tenant-a"
 OTHER_TENANT = "tenant-b"
 BASE = "/api/v1/sip-trunks"
-SETTINGS = Settings(auth_jwt_secret=SecretStr(SECRET), gateway_reply_timeout_s=1.0)
+SETTINGS = Settings(
+    auth_jwt_secret=SecretStr(SECRET),
+    gateway_reply_timeout_s=1.0,
+    password_seal_public_key=base64.b64encode(SEAL_KEY).decode(),  # the fake worker's key
+)
 
 
 @dataclass

@@ -30,6 +30,7 @@ from tests.unit.gateway.gateway_fakes import (
     running_app,
     token,
 )
+from tests.unit.service.fakes import SEAL_KEY, sealed
 
 PASSWORD = "Plaintext-Pa55word"
 TRUNK = {
@@ -486,9 +487,9 @@ async def test_unknown_trunk_is_404(client: httpx.AsyncClient) -> None:
 
 async def test_trunk_id_in_use_is_409(client: httpx.AsyncClient, backend: MemoryBackend) -> None:
     key = "create-once"
-    taken = create_command(TENANT, {}, key).trunk_id
+    taken = create_command(TENANT, {}, key, seal_key=SEAL_KEY).trunk_id
     elsewhere = CommandEnvelope.create(
-        TRUNK,
+        sealed(TRUNK),
         trunk_id=taken,
         tenant_id=TENANT,
         source="/gateway",
@@ -579,7 +580,7 @@ async def test_timeout_is_504_with_the_command_id(
     backend.fail_with = TimeoutError()
     response = await client.post(BASE, headers=auth(**{"Idempotency-Key": "k1"}), json=TRUNK)
     body = assert_problem(response, 504, "timeout")
-    assert body["commandId"] == create_command(TENANT, {}, "k1").command_id
+    assert body["commandId"] == create_command(TENANT, {}, "k1", seal_key=SEAL_KEY).command_id
     assert "Idempotency-Key" in body["detail"]
 
 

@@ -6,7 +6,7 @@ Imported as `tests.unit.service.fakes`. No I/O: no Kafka, no database.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -19,9 +19,12 @@ from sip_trunk_contracts import (
     CreateSipTrunk,
     DeleteSipTrunk,
     Topics,
+    UnsealablePassword,
     UpdateSipTrunk,
+    seal_fields,
 )
 
+from service.adapters.password_seal import PasswordKeys
 from service.domain import Reason, Rejected, SipTrunk, upsert_system_trunk
 from service.service_layer.handlers import CommandProcessor, Services
 from service.service_layer.inbound import InboundCommand, read_command
@@ -39,6 +42,9 @@ TENANT = "tenant-a"
 OTHER_TENANT = "tenant-b"
 PASSWORD = "Plaintext-Pa55word"  # distinctive, so a leak is found by a byte scan
 START = datetime(2024, 1, 15, 9, 30, 0, tzinfo=UTC)
+# The worker's key pair in these tests: producers seal with SEAL_KEY (CONTRACT §4.2).
+SEAL_KEYS = PasswordKeys([bytes(range(32))])
+SEAL_KEY = SEAL_KEYS.public_key
 
 
 # --- unit of work --------------------------------------------------------------------------
@@ -236,6 +242,7 @@ class Harness:
     db: FakeDatabase = field(default_factory=FakeDatabase)
     provider: FakeProvider = field(default_factory=FakeProvider)
     clock: Callable[[], datetime] = field(default_factory=TickingClock)
+    accept_plaintext_passwords: bool = False
 
     @property
     def services(self) -> Services:
@@ -243,6 +250,8 @@ class Harness:
             provider=self.provider,
             messages=MessageFactory(TOPICS, SERVICE_SOURCE, clock=self.clock),
             clock=self.clock,
+            passwords=SEAL_KEYS,
+            accept_plaintext_passwords=self.accept_plaintext_passwords,
         )
 
     @property
@@ -285,6 +294,17 @@ def received(envelope: CommandEnvelope) -> InboundCommand:
     return read_command(envelope.value(), envelope.kafka_headers())
 
 
+def sealed(fields: Any) -> Any:
+    """`fields` as a producer sends them, the password sealed; what no producer can seal (not
+    an object, a password that is not a string) as it is, for the worker's own checks."""
+    if not isinstance(fields, Mapping):
+        return fields
+    try:
+        return seal_fields(SEAL_KEY, fields)
+    except UnsealablePassword:
+        return fields
+
+
 def trunk_fields(**overrides: Any) -> dict[str, Any]:
     """A valid create body; keyword arguments replace fields (`_drop=[...]` removes some)."""
     drop: Iterable[str] = overrides.pop("_drop", ())
@@ -313,7 +333,7 @@ def create_command(
 ) -> CommandEnvelope:
     """A create of `trunk_fields(**overrides)`, built as every producer builds one."""
     return CommandEnvelope.create(
-        trunk_fields(**overrides),
+        sealed(trunk_fields(**overrides)),
         trunk_id=trunk_id,
         tenant_id=tenant,
         source=source,
@@ -342,7 +362,7 @@ def update(
 ) -> InboundCommand:
     return received(
         CommandEnvelope.update(
-            changes,
+            sealed(changes),
             trunk_id=trunk_id,
             tenant_id=tenant,
             source=source,

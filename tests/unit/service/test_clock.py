@@ -33,8 +33,8 @@ def test_a_step_back_does_not_go_back_in_time() -> None:
 
 
 def test_services_get_a_monotonic_clock_each() -> None:
-    first = Services(provider=None, messages=None)  # type: ignore[arg-type]
-    second = Services(provider=None, messages=None)  # type: ignore[arg-type]
+    first = Services(provider=None, messages=None, passwords=None)  # type: ignore[arg-type]
+    second = Services(provider=None, messages=None, passwords=None)  # type: ignore[arg-type]
     assert isinstance(first.clock, MonotonicClock)
     assert first.clock is not second.clock
     readings = [first.clock() for _ in range(1000)]
