@@ -105,6 +105,8 @@ class Settings(BaseSettings):
     # The claims naming the caller's tenant (a string) and scopes (space-separated, or a list).
     auth_tenant_claim: str = Field(default="tenant", min_length=1)
     auth_scope_claim: str = Field(default="scope", min_length=1)
+    # Clock skew allowed in `exp`, `nbf` and `iat` (an IdP's clock may run ahead of ours).
+    auth_leeway_s: float = Field(default=0.0, ge=0, le=300)
 
     # Logs
     log_level: str = "INFO"

@@ -16,6 +16,7 @@ default `tenant`), a string of 1-255 characters (the width a command's tenantId 
 scope claim (`AUTH_SCOPE_CLAIM`, default `scope`), space-separated or a list of strings (as some
 IdPs send `scp`), absent meaning none. `iss` must be `AUTH_ISSUER` and `aud` must name
 `AUTH_AUDIENCE` when they are set; an `aud` is not checked otherwise (the contract names none).
+`exp`, and `nbf` and `iat` when present, allow `AUTH_LEEWAY_S` of clock skew (default none).
 
 Every refused token gets the same 401; why it was refused goes to the log (`auth.token_refused`).
 """
@@ -120,6 +121,7 @@ class Authenticator:
                 algorithms=[algorithm],
                 issuer=rules.issuer,
                 audience=rules.audience,
+                leeway=rules.leeway_s,
                 options={"require": self._required, "verify_aud": rules.audience is not None},
             )
         except jwt.InvalidTokenError as exc:

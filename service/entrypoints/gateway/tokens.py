@@ -34,13 +34,14 @@ WRITE_SCOPE = "sip-trunks:write"
 
 @dataclass(frozen=True, slots=True)
 class ClaimRules:
-    """Where a token names the tenant and the scopes, and the `iss` and `aud` it must carry
-    (None: not checked)."""
+    """Where a token names the tenant and the scopes, the `iss` and `aud` it must carry (None:
+    not checked), and the clock skew allowed in its times."""
 
     tenant: str = "tenant"
     scope: str = "scope"
     issuer: str | None = None
     audience: str | None = None
+    leeway_s: float = 0.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ClaimRules:
@@ -49,6 +50,7 @@ class ClaimRules:
             settings.auth_scope_claim,
             settings.auth_issuer,
             settings.auth_audience,
+            settings.auth_leeway_s,
         )
 
 

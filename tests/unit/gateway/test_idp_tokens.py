@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +221,15 @@ async def test_iss_and_aud_are_checked_on_hs256_tokens_too() -> None:
     # Without AUTH_AUDIENCE an `aud` is not checked, as before.
     lenient = Authenticator(ClaimRules(), secret=SECRET)
     assert await verdict(lenient, mint_token(SECRET, tenant="t", rules=rules)) == "t"
+
+
+async def test_the_leeway_allows_for_a_clock_that_runs_ahead_and_no_more() -> None:
+    now = int(time.time())
+    ahead = jwt.encode(claims(iat=now + 5, nbf=now + 5), SECRET, algorithm="HS256")
+    just_expired = jwt.encode(claims(exp=now - 5), SECRET, algorithm="HS256")
+    long_expired = jwt.encode(claims(exp=now - 60), SECRET, algorithm="HS256")
+    strict = Authenticator(ClaimRules(), secret=SECRET)
+    lenient = Authenticator(ClaimRules(leeway_s=30), secret=SECRET)
+    assert [await verdict(strict, t) for t in (ahead, just_expired)] == ["refused", "refused"]
+    assert [await verdict(lenient, t) for t in (ahead, just_expired)] == [TENANT, TENANT]
+    assert await verdict(lenient, long_expired) == "refused"
