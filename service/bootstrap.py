@@ -24,6 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.adapters import kafka_clients
 from service.adapters.command_bus import CommandBus, EventHook
+from service.adapters.command_signatures import (
+    CLI_SOURCE,
+    GATEWAY_SOURCE,
+    ProducerTrust,
+    command_signer,
+    producer_trust,
+)
 from service.adapters.database import create_engine, migrate
 from service.adapters.dead_letters import DeadLetters
 from service.adapters.encryption import PasswordCipher, load_cipher
@@ -47,6 +54,7 @@ from service.service_layer.reconcile import ORPHAN_GRACE_S, ReconcileReport, rec
 from service.service_layer.system_trunks import provision_system_trunks
 
 __all__ = [
+    "CLI_SOURCE",
     "GATEWAY_SOURCE",
     "Container",
     "WorkerGraph",
@@ -58,10 +66,6 @@ __all__ = [
     "relay",
     "worker",
 ]
-
-# One `ce_source` for every gateway instance, fixed: commands are told apart by source + id, so
-# an Idempotency-Key retried on another instance must be the very same command.
-GATEWAY_SOURCE = "/gateway"
 
 Closer = Callable[[], Awaitable[None]]
 
@@ -169,13 +173,14 @@ async def build(
 
 @dataclass(frozen=True, slots=True)
 class WorkerGraph:
-    """What the worker process runs on: its container, its dead letters, its broker and its
-    static membership of the consumer group."""
+    """What the worker process runs on: its container, its dead letters, its broker, its
+    static membership of the consumer group and whose signed commands it trusts."""
 
     container: Container
     dead_letters: DeadLetters
     broker: KafkaBroker
     membership: kafka_clients.WorkerMembership
+    trust: ProducerTrust
 
 
 @asynccontextmanager
@@ -194,6 +199,7 @@ async def worker(settings: Settings, *, until: asyncio.Event) -> AsyncIterator[W
             kafka_clients.broker(settings, logger=logging.getLogger("faststream")),
             # Claims the group instance id on this host, for as long as the process lives.
             kafka_clients.worker_membership(settings),
+            producer_trust(settings),
         )
     finally:
         await dlt_producer.stop()
@@ -226,6 +232,7 @@ def gateway_bus(settings: Settings, on_event: EventHook) -> CommandBus:
     """The gateway's command bus; `on_event` feeds every outcome event to its read model."""
     return CommandBus(
         settings,
+        command_signer(settings),
         on_event=on_event,
         publish_timeout_s=settings.gateway_publish_timeout_s,
     )
@@ -238,7 +245,7 @@ def password_seal_key(settings: Settings) -> bytes:
 
 def cli_bus(settings: Settings) -> CommandBus:
     """The command bus of `sip-trunks send`."""
-    return CommandBus(settings)
+    return CommandBus(settings, command_signer(settings))
 
 
 async def migrate_schema(settings: Settings) -> str:

@@ -29,6 +29,7 @@ from sip_trunk_contracts import (
 )
 
 from service.adapters import kafka_clients
+from service.adapters.command_signatures import CommandSigner
 from service.adapters.unreadable_records import UNREADABLE_FETCH, skip_unreadable
 from service.config import Settings
 from service.logs import get_logger
@@ -60,16 +61,19 @@ class Outcome:
 
 
 class CommandBus:
-    """Sends commands built with `CommandEnvelope` (which carries their `ce_source`)."""
+    """Sends commands built with `CommandEnvelope` (which carries their `ce_source`), each
+    signed by `signer` (adapters/command_signatures.py)."""
 
     def __init__(
         self,
         settings: Settings,
+        signer: CommandSigner,
         *,
         on_event: EventHook | None = None,
         publish_timeout_s: float = 5.0,
     ) -> None:
         self._settings = settings
+        self._signer = signer
         self._topics = settings.topics
         self._on_event = on_event
         self._publish_timeout_s = publish_timeout_s
@@ -137,7 +141,7 @@ class CommandBus:
                     self._topics.commands,
                     key=command.key_bytes(),
                     value=value,
-                    headers=command.kafka_headers(),
+                    headers=[*command.kafka_headers(), self._signer.header(command, value)],
                 )
         except (TimeoutError, KafkaError) as exc:
             raise BrokerUnavailable(

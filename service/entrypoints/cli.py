@@ -63,21 +63,25 @@ def _command(args: argparse.Namespace, data: dict[str, Any]) -> CommandEnvelope:
     version: int | None = args.expected_version
     if args.command == "create":
         return CommandEnvelope.create(
-            data, trunk_id=trunk_id, tenant_id=tenant, source="/cli", command_id=args.id
+            data,
+            trunk_id=trunk_id,
+            tenant_id=tenant,
+            source=bootstrap.CLI_SOURCE,
+            command_id=args.id,
         )
     if args.command == "update":
         return CommandEnvelope.update(
             data,
             trunk_id=trunk_id,
             tenant_id=tenant,
-            source="/cli",
+            source=bootstrap.CLI_SOURCE,
             expected_version=version,
             command_id=args.id,
         )
     return CommandEnvelope.delete(
         trunk_id=trunk_id,
         tenant_id=tenant,
-        source="/cli",
+        source=bootstrap.CLI_SOURCE,
         expected_version=version,
         command_id=args.id,
     )

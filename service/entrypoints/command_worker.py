@@ -25,6 +25,7 @@ from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
 from sqlalchemy.exc import IntegrityError
 
+from service.adapters.command_signatures import ProducerTrust
 from service.adapters.database import cannot_work_now
 from service.logs import get_logger
 from service.service_layer.handlers import CommandProcessor
@@ -53,8 +54,11 @@ class CommandWorker:
         processor: CommandProcessor,
         dead_letters: DeadLetterSink,
         database_ok: Callable[[], Awaitable[bool]],
+        *,
+        trust: ProducerTrust,
     ) -> None:
         self._processor = processor
+        self._trust = trust
         self._dead_letters = dead_letters
         self._database_ok = database_ok
         # Records of the batch in hand already sent to the DLT (topic, partition, offset).
@@ -67,7 +71,7 @@ class CommandWorker:
         for record in records:
             if _key(record) in self._dead:
                 continue  # answered by the DLT before this batch was handed back
-            command, why = _read(record)
+            command, why = self._read(record)
             if command is None:
                 unreadable.append((record, why))
             else:
@@ -82,6 +86,20 @@ class CommandWorker:
                 return False
         self._dead.clear()  # the batch is done: its offsets are about to be committed
         return True
+
+    def _read(self, record: Record) -> tuple[InboundCommand | None, str]:
+        """The record's command, or None and why it may not be answered; never raises."""
+        try:
+            command = read_command(record.value, list(record.headers))
+            refused = self._trust.refusal(command, record.key, record.value, record.headers)
+        except Unrecognisable as exc:
+            return None, str(exc)
+        except Exception as exc:  # a bug in reading: the record still gets its answer, the DLT
+            log.exception("command.unreadable", **where(record))
+            return None, f"could not be read: {_describe(exc)}"
+        if refused is not None:  # not remembered as processed: a forgery occupies no command id
+            return None, f"refused: {refused}"
+        return command, ""
 
     async def _dead_letter(self, record: Record, why: str) -> bool:
         try:
@@ -119,17 +137,6 @@ class CommandWorker:
                     break  # the command's own fault: the same input fails the same way again
         log.error("command.dead_lettered", reason=error, command_id=cmd.ce.id, **where(record))
         return await self._dead_letter(record, error)
-
-
-def _read(record: Record) -> tuple[InboundCommand | None, str]:
-    """The record's command, or None and why it is unreadable; never raises."""
-    try:
-        return read_command(record.value, list(record.headers)), ""
-    except Unrecognisable as exc:
-        return None, str(exc)
-    except Exception as exc:  # a bug in reading: the record still gets its answer, the DLT
-        log.exception("command.unreadable", **where(record))
-        return None, f"could not be read: {_describe(exc)}"
 
 
 def _key(record: Record) -> tuple[str, int, int]:

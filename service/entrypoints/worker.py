@@ -107,6 +107,7 @@ def create_worker_app(graph: WorkerGraph, failed: asyncio.Event | None = None) -
         container.processor,
         graph.dead_letters,
         lambda: answers(container.engine),
+        trust=graph.trust,
     )
 
     async def raw_records(records: tuple[Record, ...]) -> KafkaAckableMessage:

@@ -13,7 +13,7 @@ import pytest
 from sip_trunk_contracts import CommandEnvelope, TrunkCreated
 from sip_trunk_contracts.strict_json import JsonError
 
-from service.adapters.command_bus import CommandBus
+from service.bootstrap import cli_bus
 from tests.conftest import KAFKA_BOOTSTRAP
 from tests.e2e.stack import free_port
 from tests.integration.kafka_stack import isolated_settings, running_service
@@ -31,11 +31,11 @@ async def test_the_service_runs_on_a_bootstrap_list_and_the_bus_writes_strict_js
 
     def create(**changed: Any) -> CommandEnvelope:
         return CommandEnvelope.create(
-            {**fields, **changed}, trunk_id=trunk_id, tenant_id="acme", source="/multi-broker-test"
+            {**fields, **changed}, trunk_id=trunk_id, tenant_id="acme", source="/cli"
         )
 
     async with running_service(settings):
-        bus = CommandBus(settings)
+        bus = cli_bus(settings)
         await bus.start()
         try:
             outcome = await bus.request(create(), timeout_s=20)

@@ -29,12 +29,15 @@ from sip_trunk_contracts import CreateSipTrunk, DeleteSipTrunk, Topics, UpdateSi
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.adapters.command_signatures import ProducerTrust
 from service.adapters.database import create_engine, migrate
 from service.adapters.dead_letters import DeadLetters
 from service.adapters.encryption import load_cipher
+from service.adapters.password_seal import password_keys
 from service.adapters.provider_none import NoProvider
 from service.adapters.schema import outbox
 from service.adapters.sql_unit_of_work import SqlUnitOfWork
+from service.config import Settings
 from service.entrypoints.command_worker import CommandWorker
 from service.service_layer.handlers import CommandProcessor, Services
 from service.service_layer.outgoing import MessageFactory
@@ -95,6 +98,9 @@ _bodies = st.fixed_dictionaries(
         "changes": _fields | _json_like,
     },
 ).flatmap(lambda body: _fields.map(lambda fields: {**fields, **body}))
+
+# These tests are about the batch policy: every unsigned command may act.
+TRUST_UNSIGNED = ProducerTrust([], require_signature=False)
 
 
 def _deep(depth: int) -> bytes:
@@ -177,13 +183,19 @@ class DltProducer:
 class Rig:
     def __init__(self, engine: AsyncEngine, tmp: Path) -> None:
         self.engine = engine
-        services = Services(NoProvider(), MessageFactory(TOPICS, "/sip-trunk-service"))
+        services = Services(
+            NoProvider(),
+            MessageFactory(TOPICS, "/sip-trunk-service"),
+            passwords=password_keys(Settings(data_dir=tmp)),  # random passwords: refused
+        )
         processor = CommandProcessor(
             lambda: SqlUnitOfWork(engine, load_cipher(None, tmp)), services
         )
         self.dlt = DltProducer()
         dead_letters = DeadLetters(self.dlt, "dlt")  # type: ignore[arg-type]
-        self.worker = CommandWorker(processor, dead_letters, self._database_ok)
+        self.worker = CommandWorker(
+            processor, dead_letters, self._database_ok, trust=TRUST_UNSIGNED
+        )
         self.offset = 0
         self.last_outbox_id = 0
 

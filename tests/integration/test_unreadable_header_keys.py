@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 from sip_trunk_contracts import CommandEnvelope
 
-from service.adapters.command_bus import CommandBus
+from service.bootstrap import cli_bus
 from service.entrypoints.gateway.read_model import ReadModel
 from service.entrypoints.gateway.state_feed import StateFeed
 from tests.integration.kafka_stack import (
@@ -145,7 +145,7 @@ async def test_the_gateway_readers_skip_what_they_cannot_read(service: Client) -
     warning and go on: every partition of both topics holds one before the answer."""
     settings = service.settings
     model = ReadModel()
-    bus = CommandBus(settings)
+    bus = cli_bus(settings)
     feed = StateFeed(settings, settings.topics.state, model)
     await bus.start()
     await feed.start(set(await service.producer.partitions_for(settings.topics.state)))

@@ -15,11 +15,15 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 import service.adapters.dead_letters as dead_letters_module
 import service.entrypoints.command_worker as worker_module
+from service.adapters.command_signatures import ProducerTrust
 from service.adapters.dead_letters import DeadLetters, dead_letter_of
 from service.entrypoints.command_worker import CommandWorker
 from service.service_layer.handlers import CommandProcessor
 from service.service_layer.ports import ConcurrentModification
 from tests.unit.service.fakes import CREATE, PASSWORD, Harness, create_body, trunk_fields
+
+# These tests are about the batch policy: every unsigned command may act.
+TRUST_UNSIGNED = ProducerTrust([], require_signature=False)
 
 
 @pytest.fixture(autouse=True)
@@ -84,7 +88,12 @@ def garbage(offset: int) -> Any:
 def make(h: Harness, poison_id: str | None = None) -> tuple[CommandWorker, Any, Any, Poisoned]:
     dead, database = RecordingDeadLetters(), Database()
     processor = Poisoned(h.processor, poison_id)
-    return CommandWorker(processor, dead, database.ok), dead, database, processor
+    return (
+        CommandWorker(processor, dead, database.ok, trust=TRUST_UNSIGNED),
+        dead,
+        database,
+        processor,
+    )
 
 
 async def test_a_good_batch_is_applied_in_one_commit_and_unreadables_dead_lettered() -> None:
@@ -171,7 +180,9 @@ async def test_a_dlt_that_cannot_be_reached_means_retry_the_batch() -> None:
             raise KafkaConnectionError()
 
     h = Harness()
-    worker = CommandWorker(Poisoned(h.processor, None), Unreachable(), Database().ok)
+    worker = CommandWorker(
+        Poisoned(h.processor, None), Unreachable(), Database().ok, trust=TRUST_UNSIGNED
+    )
     assert not await worker.handle_batch([create_record(0), garbage(1)])
     assert len(h.db.trunks) == 1  # applied; its repeat gets the same outcome (effectively once)
 
