@@ -82,7 +82,6 @@ class JwksKeys:
     """
 
     def __init__(self, url: str, *, timeout_s: float, lifespan_s: float, cooldown_s: float):
-        self.url = url
         self._timeout_s = timeout_s
         self._client = PyJWKClient(
             url, timeout=timeout_s, lifespan=lifespan_s, cooldown_duration=cooldown_s
