@@ -30,6 +30,7 @@ service's own variables (WORKER_BATCH_SIZE, RELAY_BATCH_SIZE, ...) pass through 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -50,7 +51,8 @@ from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from sip_trunk_contracts import CommandEnvelope, TrunkRejected
+from nacl.public import PrivateKey
+from sip_trunk_contracts import CommandEnvelope, TrunkRejected, seal_fields
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -74,6 +76,8 @@ SERVICE_ENV = (
     "DATA_DIR",
     "DATABASE_URL",
     "ENCRYPTION_KEY",
+    "PASSWORD_SEAL_PRIVATE_KEY",
+    "ACCEPT_PLAINTEXT_PASSWORDS",
     "SYSTEM_TRUNKS_FILE",
     "LOG_LEVEL",
     "LOG_FORMAT",
@@ -88,6 +92,8 @@ class Config:
     timeout_s: float
     postgres: str
     settings: Settings  # the service's defaults and overrides, shared by the raw pipe
+    # The run's worker key: commands are sealed once for it, every scenario's worker opens them.
+    seal_key: PrivateKey = field(default_factory=PrivateKey.generate)
 
     @classmethod
     def from_env(cls) -> Config:
@@ -119,9 +125,10 @@ class Row:
 # --- inputs ---------------------------------------------------------------------------------
 
 
-def create_commands(n: int) -> list[Message]:
+def create_commands(n: int, seal_key: bytes) -> list[Message]:
     """N valid CreateSipTrunk commands, distinct trunks and ids, built by the contract's
-    `CommandEnvelope` as every producer builds them (one `ce_time` for all)."""
+    `CommandEnvelope` as every producer builds them, passwords sealed for `seal_key` (one
+    `ce_time` for all)."""
     sent_at = datetime.now(UTC)
     commands: list[Message] = []
     for i in range(n):
@@ -135,7 +142,7 @@ def create_commands(n: int) -> list[Message]:
             "advanced": {"transport": "udp", "numbers": ["+4930123456"]},
         }
         command = CommandEnvelope.create(
-            fields,
+            seal_fields(seal_key, fields),
             trunk_id=uuid.uuid4(),
             tenant_id=f"bench-tenant-{i % 50}",
             source="/bench",
@@ -297,14 +304,18 @@ def tail(path: Path, lines: int = 20) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def service_env(settings: Settings, database_url: str | None, workdir: Path) -> dict[str, str]:
-    """The service processes' environment: own topics, group and data folder, quiet logs."""
+def service_env(
+    settings: Settings, database_url: str | None, workdir: Path, seal_key: PrivateKey
+) -> dict[str, str]:
+    """The service processes' environment: own topics, group and data folder, the run's
+    password seal key, quiet logs."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in SERVICE_ENV}
     env |= {
         "KAFKA_TOPIC_PREFIX": settings.kafka_topic_prefix,
         "KAFKA_CONSUMER_GROUP": settings.kafka_consumer_group,
         "DATA_DIR": str(workdir / "data"),  # fresh SQLite file and encryption key
+        "PASSWORD_SEAL_PRIVATE_KEY": base64.b64encode(bytes(seal_key)).decode(),
         "LOG_LEVEL": "WARNING",
         "LOG_FORMAT": "json",
     }
@@ -341,7 +352,7 @@ async def committed(admin: AIOKafkaAdminClient, group: str, topic: str) -> int:
 async def service(
     cfg: Config, scenario: str, settings: Settings, database_url: str | None, workdir: Path
 ) -> Row:
-    env = service_env(settings, database_url, workdir)
+    env = service_env(settings, database_url, workdir, cfg.seal_key)
     # Tail the events topic from its start before the service runs, so no outcome is missed.
     counter = kafka_clients.consumer(cfg.settings, enable_auto_commit=False)
     await counter.start()
@@ -536,7 +547,7 @@ async def run(cfg: Config, run_id: str, workdir: Path) -> tuple[list[Row], dict[
     }
 
     print(f"==> Publishing {cfg.n} commands to each of {1 + len(scenarios)} input topics")
-    messages = create_commands(cfg.n)
+    messages = create_commands(cfg.n, bytes(cfg.seal_key.public_key))
     _, value, headers = messages[0]
     header_bytes = sum(len(k) + len(v) for k, v in headers)
     print(f"    message: {len(value)} B JSON value + {header_bytes} B CloudEvents headers")

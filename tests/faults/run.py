@@ -266,6 +266,7 @@ async def run_scenario(
     data_dir.mkdir(parents=True)
     settings = Settings(
         kafka_bootstrap_servers=kafka.bootstrap,
+        data_dir=data_dir,  # the client seals passwords for the workers' dev key there
         kafka_topic_prefix=f"faults-{run}-{scenario.name}.",
         kafka_replication_factor=3,
         kafka_partitions=PARTITIONS,

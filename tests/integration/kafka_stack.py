@@ -1,6 +1,7 @@
 """A running service (worker + relay, in this process) on the real broker, and an outside
 client that speaks to it the way any producer and subscriber would: raw aiokafka, contract
-headers, no project code on the client side."""
+headers, passwords sealed with the contracts package (CONTRACT §4.2) for the worker's public
+key, no other project code on the client side."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from sip_trunk_contracts import seal_fields
 
+from service import bootstrap
 from service.adapters.kafka_topics import ensure_topics
 from service.config import Settings
 from service.entrypoints.relay import run_relay
@@ -80,6 +83,8 @@ class Client:
         """`producer_options` go to the command producer (the fault suite asks for acks=all)."""
         self.settings = settings
         self.topics = settings.topics
+        # What a producer is given: the worker's public key (its dev key in the same data_dir).
+        self.seal_key = bootstrap.password_seal_key(settings)
         self.producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap_servers, **producer_options
         )
@@ -127,12 +132,20 @@ class Client:
         command_id: str | None = None,
         source: str = "/integration-test",
     ) -> dict[str, str]:
-        """Publish a command with CloudEvents binary-mode headers; return those headers."""
-        value = json.dumps(body).encode()
+        """Publish a command with CloudEvents binary-mode headers, its password sealed as a
+        producer must (`send_raw_command` sends a value as it is); return those headers."""
+        value = json.dumps(self.sealed(ce_type, body)).encode()
         key = str(body.get("trunkId"))
         return await self.send_raw_command(
             ce_type, value, key=key, command_id=command_id, source=source
         )
+
+    def sealed(self, ce_type: str, body: dict[str, Any]) -> dict[str, Any]:
+        """`body` with its password sealed: a create's fields, or an update's `changes`."""
+        changes = body.get("changes")
+        if ce_type == UPDATE and isinstance(changes, dict):
+            return {**body, "changes": seal_fields(self.seal_key, changes)}
+        return seal_fields(self.seal_key, body)
 
     async def send_raw_command(
         self,

@@ -12,9 +12,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.adapters.encryption import load_cipher
+from service.adapters.password_seal import password_keys
 from service.adapters.provider_none import NoProvider
 from service.adapters.schema import outbox, sip_trunks
 from service.adapters.sql_unit_of_work import SqlUnitOfWork
+from service.config import Settings
 from service.domain.model import Credentials, Gateway, SipTrunk
 from service.service_layer.handlers import CommandProcessor, Services
 from service.service_layer.inbound import read_command
@@ -149,7 +151,11 @@ async def test_one_batch_sees_its_own_writes(engine: AsyncEngine, tmp_path: Path
         command(UpdateSipTrunk.CE_TYPE, {**update, "changes": {"name": "C"}}, "c3"),
     ]
     cipher = load_cipher(None, tmp_path)
-    services = Services(NoProvider(), MessageFactory(Topics.with_prefix("t."), "/svc"))
+    services = Services(
+        NoProvider(),
+        MessageFactory(Topics.with_prefix("t."), "/svc"),
+        passwords=password_keys(Settings(data_dir=tmp_path)),
+    )
     await CommandProcessor(lambda: SqlUnitOfWork(engine, cipher), services).process(batch)  # type: ignore[arg-type]
     async with uow(engine, tmp_path) as u:
         trunk = await u.trunks.get(UUID(trunk_id))
