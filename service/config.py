@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 from urllib.parse import SplitResult, urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sip_trunk_contracts import Topics
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "TrustedProducer", "base64_bytes"]
+
+
+class TrustedProducer(BaseModel):
+    """A producer whose signed commands act for `tenants` (`*`: any) under `sources`, which no
+    one else may use (adapters/command_signatures.py)."""
+
+    model_config = {"frozen": True, "populate_by_name": True}
+
+    public_key: str = Field(alias="publicKey", description="Ed25519, base64")
+    sources: list[str] = Field(min_length=1)
+    tenants: list[str] = Field(min_length=1)
+
+    @field_validator("public_key")
+    @classmethod
+    def _ed25519_key(cls, value: str) -> str:
+        if len(base64_bytes(value)) != 32:
+            raise ValueError("an Ed25519 public key is 32 bytes (base64)")
+        return value
 
 
 class Settings(BaseSettings):
@@ -108,6 +128,13 @@ class Settings(BaseSettings):
     # Clock skew allowed in `exp`, `nbf` and `iat` (an IdP's clock may run ahead of ours).
     auth_leeway_s: float = Field(default=0.0, ge=0, le=300)
 
+    # Producers' signatures (adapters/command_signatures.py): who may act for which tenant.
+    # The gateway's and CLI's Ed25519 key (base64 seed); default: a dev key in data_dir.
+    command_signing_key: SecretStr | None = None
+    # JSON list of {"publicKey", "sources", "tenants"}; default: the dev key, /gateway and /cli.
+    trusted_producers: list[TrustedProducer] | None = None
+    require_signed_commands: bool = False
+
     # Logs
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -153,6 +180,18 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url.get_secret_value()
         return f"sqlite+aiosqlite:///{(self.data_dir / 'sip_trunks.sqlite3').resolve()}"
+
+
+def base64_bytes(text: str) -> bytes:
+    """The bytes of a key written in a setting: base64, standard or URL-safe, padded or not."""
+    try:
+        padded = text.strip().translate(_URL_SAFE) + "=" * (-len(text.strip()) % 4)
+        return base64.b64decode(padded, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("not base64") from None
+
+
+_URL_SAFE = str.maketrans("-_", "+/")
 
 
 def _loopback(url: SplitResult) -> bool:
