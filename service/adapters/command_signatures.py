@@ -121,7 +121,8 @@ class ProducerTrust:
         if signature is None:
             if source in self._reserved:
                 return f"ce_source {source!r} is reserved to a trusted producer: sign the command"
-            if command.tenant_id is None:
+            if command.tenant_id is None and command.model is not None:
+                # (An invalid command acts for no one: it gets its TrunkRejected as before.)
                 return "only a trusted producer's signed command may act for the platform"
             return "the command is not signed" if self._require_signature else None
         producer = self._verified(

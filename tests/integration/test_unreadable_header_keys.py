@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 from sip_trunk_contracts import CommandEnvelope
 
-from service.bootstrap import cli_bus
+from service.bootstrap import CLI_SOURCE, cli_bus
 from service.entrypoints.gateway.read_model import ReadModel
 from service.entrypoints.gateway.state_feed import StateFeed
 from tests.integration.kafka_stack import (
@@ -158,7 +158,7 @@ async def test_the_gateway_readers_skip_what_they_cannot_read(service: Client) -
             {"name": "Office", "gateways": [GATEWAY]},
             trunk_id=trunk_id,
             tenant_id="acme",
-            source="/unreadable-test",
+            source=CLI_SOURCE,
         )
         outcome = await bus.request(command, timeout_s=20)
         assert outcome.headers.type == "sip_trunks.TrunkCreated.v1"

@@ -132,3 +132,11 @@ def test_trusted_producers_are_read_from_the_environment(
     assert producer.sources == ["/a"]
     with pytest.raises(ValidationError, match="32 bytes"):
         Settings(trusted_producers=[{"publicKey": "AAAA", "sources": ["/a"], "tenants": ["*"]}])  # type: ignore[list-item]
+
+
+def test_an_invalid_command_acts_for_no_one_so_it_keeps_its_rejection(tmp_path: Path) -> None:
+    envelope = command("/some-app", None)
+    value = b'{"trunkId": "%s", "expectedVersion": "one"}' % envelope.key_bytes()
+    headers: Headers = [*envelope.kafka_headers()]
+    assert read_command(value, headers).model is None  # the worker answers validation_failed
+    assert refusal(settings(tmp_path), envelope.key_bytes(), value, headers) is None
