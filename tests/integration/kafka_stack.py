@@ -1,6 +1,6 @@
 """A running service (worker + relay, in this process) on the real broker, and an outside
 client that speaks to it the way any producer and subscriber would: raw aiokafka, contract
-headers, no project code on the client side."""
+headers, no project code on the client side but the connection options (address, TLS, SASL)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from service.adapters.kafka_clients import connection_options
 from service.adapters.kafka_topics import ensure_topics
 from service.config import Settings
 from service.entrypoints.relay import run_relay
@@ -80,9 +81,7 @@ class Client:
         """`producer_options` go to the command producer (the fault suite asks for acks=all)."""
         self.settings = settings
         self.topics = settings.topics
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers, **producer_options
-        )
+        self.producer = AIOKafkaProducer(**connection_options(settings), **producer_options)
         self.taps: dict[str, TopicTap] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -90,7 +89,7 @@ class Client:
         await self.producer.start()
         for topic in (self.topics.events, self.topics.state, self.topics.dlt):
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.settings.kafka_bootstrap_servers, enable_auto_commit=False
+                **connection_options(self.settings), enable_auto_commit=False
             )
             await consumer.start()
             partitions = await self.producer.partitions_for(topic)
