@@ -14,7 +14,8 @@ __all__ = ["Settings"]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    # hide_input_in_errors: a refused setting must not print the others (a password) back.
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)
 
     # Kafka
     # `host:port[,host:port...]`, as operators write it; clients get `kafka_bootstrap_list`.
