@@ -145,7 +145,7 @@ format_storage() {
     for user in "${USERS[@]}"; do args+=(--add-scram "SCRAM-SHA-512=[name=$user,password=$(password "$user")]"); done
     if [ -f "$DATA/logs/meta.properties" ] && [ "$(cat "$DATA/scram.marker" 2>/dev/null)" != "$marker" ]; then
       # Data of a plaintext broker, or of other users: SCRAM users are added at format time.
-      step "Kafka's dev data in $DATA/logs has no SCRAM users (or others): re-formatting it (its topics and messages are dropped)"
+      step "Kafka's dev data in $DATA/logs lacks these SCRAM users or passwords (a plaintext broker's?): re-formatting it, its topics and messages dropped"
       rm -rf "$DATA/logs" "$DATA/scram.marker"
       mkdir -p "$DATA/logs"
     fi
