@@ -18,7 +18,7 @@ KAFKA_PORT="${DEV_KAFKA_PORT:-9092}"
 CONTROLLER_PORT="${DEV_KAFKA_CONTROLLER_PORT:-9093}"
 TLS_PORT="${DEV_KAFKA_TLS_PORT:-9094}"
 SECURITY="${DEV_KAFKA_SECURITY:-sasl}"
-# The principals of service/adapters/kafka_acls.py (ROLES), and the super user that sets up.
+# The principals of service/adapters/kafka_acls.py (PRINCIPALS), and the super user that sets up.
 USERS=(admin gateway worker relay reader cli)
 LIBS="$CACHE/kafka-$KAFKA_VERSION/libs"
 DATA="$STATE/kafka"

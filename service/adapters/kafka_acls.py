@@ -22,11 +22,11 @@ from sip_trunk_contracts import Topics
 from service.adapters import kafka_clients
 from service.config import Settings
 
-__all__ = ["ROLES", "Acl", "acl_plan", "apply_acls", "describe_acls"]
+__all__ = ["PRINCIPALS", "Acl", "Operation", "Resource", "acl_plan", "apply_acls", "describe_acls"]
 
 # The principals of the service's processes and of its users; dev/kafka.sh makes one SCRAM
 # user for each (and the super user `admin`).
-ROLES = ("gateway", "worker", "relay", "reader", "cli")
+PRINCIPALS = ("gateway", "worker", "relay", "reader", "cli")
 
 
 class Resource(IntEnum):  # Kafka's ResourceType

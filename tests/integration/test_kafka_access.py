@@ -27,7 +27,7 @@ from cryptography.x509.oid import NameOID
 
 from service.adapters import kafka_clients
 from service.adapters.kafka_acls import (
-    ROLES,
+    PRINCIPALS,
     Acl,
     Operation,
     Resource,
@@ -114,7 +114,7 @@ async def test_a_process_with_a_wrong_password_exits_saying_why(admin: Settings)
     assert b"wrong-one!" not in output
 
 
-@pytest.mark.parametrize("user", ROLES)
+@pytest.mark.parametrize("user", PRINCIPALS)
 async def test_each_user_writes_only_the_topics_its_acls_name(admin: Settings, user: str) -> None:
     plan = acl_plan(admin.topics, admin.kafka_consumer_group)
     # A plain producer, as any outside client: no idempotence, which needs a cluster right.
@@ -179,7 +179,7 @@ async def poll(settings: Settings, name: str) -> None:
         await consumer.stop()
 
 
-@pytest.mark.parametrize("user", ROLES)
+@pytest.mark.parametrize("user", PRINCIPALS)
 async def test_each_user_reads_only_the_topics_its_acls_name(admin: Settings, user: str) -> None:
     plan = acl_plan(admin.topics, admin.kafka_consumer_group)
     for name in TOPICS:
@@ -197,7 +197,7 @@ async def test_the_brokers_acls_are_the_plan_exactly_and_literal(admin: Settings
     # MATCH: every ACL that applies, a prefixed one (which would reach the DLT) included.
     found = await describe_acls(admin, [*resources, (Resource.GROUP, admin.kafka_consumer_group)])
     assert found == set(plan)
-    assert {acl.principal for acl in found} == {f"User:{role}" for role in ROLES}
+    assert {acl.principal for acl in found} == {f"User:{role}" for role in PRINCIPALS}
 
 
 async def test_the_tls_listener_takes_the_dev_ca_and_refuses_another(

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sip_trunk_contracts import Topics
 
 from service.adapters import kafka_clients
-from service.adapters.kafka_acls import ROLES, Operation, Resource, acl_plan
+from service.adapters.kafka_acls import PRINCIPALS, Operation, Resource, acl_plan
 from service.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,7 +124,7 @@ def test_the_acl_plan_names_every_resource_literally_and_only_its_own() -> None:
     own = {topics.commands, topics.events, topics.state, topics.dlt}
     assert {acl.name for acl in plan if acl.resource is Resource.TOPIC} == own
     assert {acl.name for acl in plan if acl.resource is Resource.GROUP} == {"group-1"}
-    assert {acl.principal for acl in plan} == {f"User:{role}" for role in ROLES}
+    assert {acl.principal for acl in plan} == {f"User:{role}" for role in PRINCIPALS}
     writes = [acl for acl in plan if acl.operation is Operation.WRITE]
     writers = {name: {acl.principal for acl in writes if acl.name == name} for name in own}
     assert writers == {
@@ -135,7 +135,7 @@ def test_the_acl_plan_names_every_resource_literally_and_only_its_own() -> None:
     }
     renamed = acl_plan(topics, "group-1", {"gateway": "sip-gw"})
     assert {acl.principal for acl in renamed} == {"User:sip-gw"} | {
-        f"User:{role}" for role in ROLES if role != "gateway"
+        f"User:{role}" for role in PRINCIPALS if role != "gateway"
     }
 
 
@@ -143,4 +143,4 @@ def test_the_dev_broker_has_a_user_for_every_role() -> None:
     script = (ROOT / "dev" / "kafka.sh").read_text()
     match = re.search(r"^USERS=\((.*)\)$", script, re.MULTILINE)
     assert match is not None
-    assert match.group(1).split() == ["admin", *ROLES]
+    assert match.group(1).split() == ["admin", *PRINCIPALS]
