@@ -3,6 +3,7 @@
 SHELL := /bin/bash
 API := http://$(or $(GATEWAY_HOST),127.0.0.1):$(or $(GATEWAY_PORT),8080)
 PYTHON ?= python3
+DEV_STATE := $(or $(SIP_DEV_STATE),.dev)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -32,11 +33,12 @@ run: $(STAMP)
 	@dev/livekit.sh start
 	@dev/stack.sh up
 	@echo
-	@echo "The stack is up: REST API at $(API), Kafka at 127.0.0.1:9092, LiveKit at $(or $(LIVEKIT_URL),http://127.0.0.1:$(or $(DEV_LIVEKIT_PORT),7880)). Try it:"
+	@echo "The stack is up: REST API at $(API), Kafka at $(or $(KAFKA_BOOTSTRAP_SERVERS),127.0.0.1:$(or $(DEV_KAFKA_PORT),9092)), LiveKit at $(or $(LIVEKIT_URL),http://127.0.0.1:$(or $(DEV_LIVEKIT_PORT),7880)). Try it:"
 	@echo "  export TOKEN=\$$($(BIN)/sip-trunks token --tenant acme)"
 	@echo "  curl -s -X POST $(API)/api/v1/sip-trunks -H \"Authorization: Bearer \$$TOKEN\" -H 'Content-Type: application/json' \\"
 	@echo "       -d '{\"name\": \"Office\", \"gateways\": [{\"ipOrDomain\": \"sip.example.com\", \"name\": \"main\"}]}'"
 	@echo "  curl -s $(API)/api/v1/sip-trunks -H \"Authorization: Bearer \$$TOKEN\""
+	@! dev/kafka.sh secured || echo "  source $(DEV_STATE)/kafka/client.env   # Kafka user and password of the CLI (user cli; SASL/SCRAM)"
 	@echo "  $(BIN)/sip-trunks watch events      # every event on Kafka, as JSON lines"
 	@echo "More in README.md. Logs: make logs   Stop: make stop"
 
@@ -61,7 +63,7 @@ test: $(STAMP)
 	@dev/livekit.sh start
 	@dev/postgres.sh start
 	@printf '\033[1;34m==>\033[0m Running the tests (unit, contracts, integration on Kafka, LiveKit, SQLite, PostgreSQL)\n'
-	@$(BIN)/pytest
+	@dev/kafka.sh as admin $(BIN)/pytest
 
 test-unit: $(STAMP)
 	@$(BIN)/pytest tests/unit tests/contracts
@@ -93,8 +95,8 @@ contracts: $(STAMP)
 # same run; BENCH_N=20000 by default, results also in .dev/bench-latest.json.
 bench: $(STAMP)
 	@dev/kafka.sh start
-	@$(BIN)/python -m bench.throughput
-	@$(BIN)/python -m bench.latency
+	@dev/kafka.sh as admin $(BIN)/python -m bench.throughput
+	@dev/kafka.sh as admin $(BIN)/python -m bench.latency
 
 clean: stop
 	rm -rf .dev data

@@ -235,10 +235,16 @@ class CpuMeter:
         return shares
 
 
+def external_cluster() -> bool:
+    """KAFKA_BOOTSTRAP_SERVERS names a cluster of the caller's (`dev/kafka.sh as` sets it to
+    the dev broker, with DEV_KAFKA_ENV)."""
+    return bool(os.environ.get("KAFKA_BOOTSTRAP_SERVERS")) and "DEV_KAFKA_ENV" not in os.environ
+
+
 def broker_pid() -> dict[str, int]:
     """The local dev broker's pid, when dev/kafka.sh runs it (not for an external cluster)."""
     pidfile = ROOT / ".dev" / "kafka" / "kafka.pid"
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or not pidfile.exists():
+    if external_cluster() or not pidfile.exists():
         return {}
     return {"kafka": int(pidfile.read_text().strip())}
 
@@ -470,7 +476,7 @@ def machine(cfg: Config, postgres: str) -> dict[str, Any]:
         "python": platform.python_version(),
         "kafka": (
             f"external cluster {cfg.settings.kafka_bootstrap_servers}"
-            if os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+            if external_cluster()
             else f"Apache Kafka {kafka.group(1) if kafka else '?'} (dev/kafka, KRaft, 1 node)"
         ),
         "sqlite": sqlite3.sqlite_version,

@@ -45,7 +45,9 @@ write_config() {
   dir=$(node_dir "$n")
   mkdir -p "$dir/logs"
   {
-    kraft_properties "$n" "$(voters)" "$(port_of "$n")" "$(controller_port_of "$n")" "$dir/logs" 3 2
+    kraft_properties "$n" "$(voters)" "$dir/logs" 3 2
+    # Plaintext: the fault suite tests failures, not access control (docs/security.md).
+    plaintext_listeners "$(port_of "$n")" "$(controller_port_of "$n")"
     # A node that comes back catches up and rejoins the ISR quickly; a dead one leaves it soon.
     echo "replica.lag.time.max.ms=10000"
   } >"$dir/server.properties"

@@ -88,32 +88,39 @@ _apt_update() {
   ok "package lists refreshed"
 }
 
-# kraft_properties NODE_ID VOTERS PORT CONTROLLER_PORT LOG_DIR REPLICAS MIN_ISR: the
-# server.properties of one KRaft node (broker and controller) on loopback; the single dev broker
-# and the fault suite's cluster differ only in these.
+# kraft_properties NODE_ID VOTERS LOG_DIR REPLICAS MIN_ISR: the server.properties of one KRaft
+# node (broker and controller) but its listeners, which the caller appends (plaintext_listeners,
+# or dev/kafka.sh's SASL ones); the single dev broker and the fault suite's cluster differ only
+# in these.
 kraft_properties() {
   cat <<PROPS
 process.roles=broker,controller
 node.id=$1
 controller.quorum.voters=$2
-listeners=PLAINTEXT://127.0.0.1:$3,CONTROLLER://127.0.0.1:$4
-advertised.listeners=PLAINTEXT://127.0.0.1:$3
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=$5
+log.dirs=$3
 num.partitions=3
-default.replication.factor=$6
-min.insync.replicas=$7
-offsets.topic.replication.factor=$6
+default.replication.factor=$4
+min.insync.replicas=$5
+offsets.topic.replication.factor=$4
 offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=$6
-transaction.state.log.min.isr=$7
-share.coordinator.state.topic.replication.factor=$6
-share.coordinator.state.topic.min.isr=$7
+transaction.state.log.replication.factor=$4
+transaction.state.log.min.isr=$5
+share.coordinator.state.topic.replication.factor=$4
+share.coordinator.state.topic.min.isr=$5
 group.initial.rebalance.delay.ms=0
 # Topics are created by the project (service/adapters/kafka_topics.py), never by accident.
 auto.create.topics.enable=false
 log.cleaner.backoff.ms=1000
+PROPS
+}
+
+# plaintext_listeners PORT CONTROLLER_PORT: no authentication, no TLS, on loopback.
+plaintext_listeners() {
+  cat <<PROPS
+listeners=PLAINTEXT://127.0.0.1:$1,CONTROLLER://127.0.0.1:$2
+advertised.listeners=PLAINTEXT://127.0.0.1:$1
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 PROPS
 }

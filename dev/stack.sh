@@ -2,6 +2,9 @@
 # The local service processes (worker, relay) in the background, logs and pids under .dev/.
 #   dev/stack.sh up | down | status
 # Kafka and LiveKit must be up (dev/kafka.sh start, dev/livekit.sh start). Settings come from the environment (see README).
+# On the dev broker each process is its own Kafka user (env/<user>.env of dev/kafka.sh); the
+# set-up (topics, ACLs) runs as `admin`. Another cluster (KAFKA_BOOTSTRAP_SERVERS): the
+# environment's settings for every process, and its ACLs are the operator's (sip-trunks acls).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 RUN="$STATE/run"
@@ -19,6 +22,8 @@ export PROVIDER="${PROVIDER:-livekit}"
 export LIVEKIT_URL="${LIVEKIT_URL:-http://127.0.0.1:${DEV_LIVEKIT_PORT:-7880}}"
 export LIVEKIT_API_KEY="${LIVEKIT_API_KEY:-devkey}"
 export LIVEKIT_API_SECRET="${LIVEKIT_API_SECRET:-secret}"
+
+KAFKA="$ROOT/dev/kafka.sh"
 
 # wait_log FILE PATTERN SECONDS WHAT
 wait_log() {
@@ -50,12 +55,17 @@ PY
 
 up() {
   step "Applying database migrations and creating Kafka topics"
-  (cd "$ROOT" && "$CLI" migrate && "$CLI" topics) >&2
+  (cd "$ROOT" && "$CLI" migrate && "$KAFKA" as admin "$CLI" topics) >&2
+  if "$KAFKA" secured; then
+    step "Granting each Kafka user its ACLs (sip-trunks acls, as admin)"
+    (cd "$ROOT" && "$KAFKA" as admin "$CLI" acls) >"$LOGS/acls.log" || { cat "$LOGS/acls.log" >&2; die "sip-trunks acls failed"; }
+    ok "$(wc -l <"$LOGS/acls.log") ACLs granted (list: $LOGS/acls.log)"
+  fi
   for name in "${PROCESSES[@]}"; do
     if pid_alive "$RUN/$name.pid"; then ok "$name already running (pid $(cat "$RUN/$name.pid"))"; continue; fi
     : >"$LOGS/$name.log"
-    (cd "$ROOT" && daemonize "$LOGS/$name.log" "$CLI" "$name" >"$RUN/$name.pid")
-    step "Started $name (pid $(cat "$RUN/$name.pid"), log $LOGS/$name.log)"
+    (cd "$ROOT" && daemonize "$LOGS/$name.log" "$KAFKA" as "$name" "$CLI" "$name" >"$RUN/$name.pid")
+    step "Started $name (pid $(cat "$RUN/$name.pid"), log $LOGS/$name.log$("$KAFKA" secured && echo ", Kafka user $name"))"
   done
   wait_log "$LOGS/worker.log" '"worker.started"' 60 "worker is consuming commands"
   wait_log "$LOGS/relay.log" '"relay.started"' 30 "relay is publishing the outbox"

@@ -36,7 +36,8 @@ class TrustedProducer(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    # hide_input_in_errors: a refused setting must not print the others (a password) back.
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)
 
     # Kafka
     # `host:port[,host:port...]`, as operators write it; clients get `kafka_bootstrap_list`.
@@ -50,6 +51,17 @@ class Settings(BaseSettings):
     # worker of a group. Unset: `<hostname>-<n>`, n the lowest free on this host (see
     # adapters/kafka_clients.py).
     worker_instance_id: str | None = Field(default=None, min_length=1, max_length=200)
+    # How every client of this process connects and whom it authenticates as: one principal
+    # per process (the launcher sets KAFKA_SASL_USERNAME/PASSWORD for each; see docs/security.md).
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = Field(default=None, min_length=1)
+    kafka_sasl_password: SecretStr | None = None
+    # TLS: the CA that signed the brokers' certificates (default: the system's), and a client
+    # certificate and key for brokers that ask for one.
+    kafka_ssl_ca_file: Path | None = None
+    kafka_ssl_cert_file: Path | None = None
+    kafka_ssl_key_file: Path | None = None
     # Who the service says it is in `ce_source` of the events it writes.
     service_source: str = "/sip-trunk-service"
 
@@ -164,6 +176,40 @@ class Settings(BaseSettings):
                 "AUTH_ISSUER or AUTH_AUDIENCE is set but no key to check tokens with: "
                 "set AUTH_JWKS_URL, AUTH_PUBLIC_KEY_FILE or AUTH_JWT_SECRET"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _kafka_security(self) -> Settings:
+        protocol = self.kafka_security_protocol
+        sasl = protocol.startswith("SASL_")
+        credentials = {
+            "KAFKA_SASL_USERNAME": self.kafka_sasl_username,
+            "KAFKA_SASL_PASSWORD": self.kafka_sasl_password,
+        }
+        if sasl and (missing := [name for name, value in credentials.items() if not value]):
+            raise ValueError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs {' and '.join(missing)}")
+        if not sasl and (given := [name for name, value in credentials.items() if value]):
+            # Credentials that would silently not be used: the process would not be who it thinks.
+            raise ValueError(
+                f"{' and '.join(given)} set, but KAFKA_SECURITY_PROTOCOL={protocol} does not "
+                "authenticate: use SASL_PLAINTEXT or SASL_SSL"
+            )
+        files = {
+            "KAFKA_SSL_CA_FILE": self.kafka_ssl_ca_file,
+            "KAFKA_SSL_CERT_FILE": self.kafka_ssl_cert_file,
+            "KAFKA_SSL_KEY_FILE": self.kafka_ssl_key_file,
+        }
+        given_files = {name: path for name, path in files.items() if path is not None}
+        if given_files and not protocol.endswith("SSL"):
+            raise ValueError(
+                f"{' and '.join(given_files)} set, but KAFKA_SECURITY_PROTOCOL={protocol} does "
+                "not use TLS: use SSL or SASL_SSL"
+            )
+        if (self.kafka_ssl_cert_file is None) != (self.kafka_ssl_key_file is None):
+            raise ValueError("KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE go together")
+        for name, path in given_files.items():
+            if not path.is_file():
+                raise ValueError(f"{name}={path}: no such file")
         return self
 
     @property

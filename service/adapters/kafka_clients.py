@@ -1,8 +1,9 @@
 """Every Kafka client of every process is built here, from the settings.
 
-One place turns `Settings` into connection options (the bootstrap list today; TLS and SASL
-tomorrow), so no process can connect differently from the others. FastStream takes the list
-as a list: a comma-separated string would be one host name to it.
+One place turns `Settings` into connection options (the bootstrap list, TLS, SASL), so no
+process can connect differently from the others. FastStream takes the list as a list: a
+comma-separated string would be one host name to it. FastStream's security object is the one
+description of TLS and SASL: the aiokafka clients get the options FastStream derives from it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.client import AIOKafkaClient
+from aiokafka.helpers import create_ssl_context
 from faststream.kafka import KafkaBroker
+from faststream.kafka.security import parse_security
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from service.config import Settings
 from service.logs import get_logger
@@ -30,6 +34,7 @@ __all__ = [
     "admin",
     "broker",
     "client",
+    "connection_options",
     "consumer",
     "producer",
     "worker_membership",
@@ -41,11 +46,42 @@ _REQUEST_TIMEOUT_MS = 15000
 # Host-wide: every worker process of this user on this machine, whatever its DATA_DIR.
 _SLOT_DIR = Path(tempfile.gettempdir()) / f"sip-trunks-worker-ids-{os.getuid()}"
 _MAX_SLOTS = 1024
+_SASL = {"SCRAM-SHA-512": SASLScram512, "SCRAM-SHA-256": SASLScram256, "PLAIN": SASLPlaintext}
 
 
-def _connection(settings: Settings) -> dict[str, Any]:
-    """What every client needs to reach the cluster."""
-    return {"bootstrap_servers": settings.kafka_bootstrap_list}
+def _security(settings: Settings) -> BaseSecurity | None:
+    """TLS and SASL as the settings ask (validated there: SASL has its credentials)."""
+    protocol = settings.kafka_security_protocol
+    context = None
+    if protocol.endswith("SSL"):
+        # Verifies the broker's certificate and host name; the system's CAs without a CA file.
+        context = create_ssl_context(
+            cafile=_str(settings.kafka_ssl_ca_file),
+            certfile=_str(settings.kafka_ssl_cert_file),
+            keyfile=_str(settings.kafka_ssl_key_file),
+        )
+    username, password = settings.kafka_sasl_username, settings.kafka_sasl_password
+    if protocol.startswith("SASL_") and username and password:  # validated: both are set
+        return _SASL[settings.kafka_sasl_mechanism](
+            username,
+            password.get_secret_value(),
+            ssl_context=context,
+            use_ssl=context is not None,
+        )
+    return BaseSecurity(ssl_context=context, use_ssl=context is not None)
+
+
+def _str(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def connection_options(settings: Settings) -> dict[str, Any]:
+    """What every aiokafka client needs to reach the cluster and be let in (for the clients
+    this module does not build, such as the tests' outside producer)."""
+    return {
+        "bootstrap_servers": settings.kafka_bootstrap_list,
+        **parse_security(_security(settings)),
+    }
 
 
 def producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
@@ -57,27 +93,28 @@ def producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
         "request_timeout_ms": _REQUEST_TIMEOUT_MS,
         **overrides,
     }
-    return AIOKafkaProducer(**_connection(settings), **options)
+    return AIOKafkaProducer(**connection_options(settings), **options)
 
 
 def consumer(settings: Settings, *topics: str, **options: Any) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(*topics, **_connection(settings), **options)
+    return AIOKafkaConsumer(*topics, **connection_options(settings), **options)
 
 
 def admin(settings: Settings) -> AIOKafkaAdminClient:
-    return AIOKafkaAdminClient(**_connection(settings))
+    return AIOKafkaAdminClient(**connection_options(settings))
 
 
 def client(settings: Settings) -> AIOKafkaClient:
     """A bare protocol client (bootstrap it, close it): for the requests no consumer makes,
     such as fetching a partition's raw record batches (service/adapters/unreadable_records.py)."""
-    return AIOKafkaClient(**_connection(settings), request_timeout_ms=_REQUEST_TIMEOUT_MS)
+    return AIOKafkaClient(**connection_options(settings), request_timeout_ms=_REQUEST_TIMEOUT_MS)
 
 
 def broker(settings: Settings, **options: Any) -> KafkaBroker:
     """The worker's FastStream broker; `options` are KafkaBroker's own (logger, ...)."""
     return KafkaBroker(
         settings.kafka_bootstrap_list,
+        security=_security(settings),
         allow_auto_create_topics=False,  # topics are created by ensure_topics, with their configs
         request_timeout_ms=_REQUEST_TIMEOUT_MS,
         **options,

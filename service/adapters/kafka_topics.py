@@ -34,13 +34,19 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     ]
 
 
-async def ensure_topics(settings: Settings) -> list[str]:
-    """Create the missing topics; return the names created (empty when all existed)."""
+async def ensure_topics(settings: Settings, names: Set[str] | None = None) -> list[str]:
+    """Create the missing topics (of `names` only, if given); return the names created (empty
+    when all existed). Listing shows only the topics this principal may describe; creating
+    needs Create on them (service/adapters/kafka_acls.py)."""
     admin = kafka_clients.admin(settings)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [spec for spec in topic_specs(settings) if spec.name not in existing]
+        missing = [
+            spec
+            for spec in topic_specs(settings)
+            if spec.name not in existing and (names is None or spec.name in names)
+        ]
         if missing:
             response = await admin.create_topics(missing)
             # create_topics reports per-topic errors in the response instead of raising them.
@@ -61,7 +67,8 @@ async def restore_topics(settings: Settings, names: Set[str]) -> Set[str]:
     never created); return them. Topics it does not know of are not invented."""
     own = names & {spec.name for spec in topic_specs(settings)}
     if own:
-        await ensure_topics(settings)
+        # Only those: the relay may create its own topics, not the commands topic or the DLT.
+        await ensure_topics(settings, own)
     return own
 
 

@@ -24,6 +24,7 @@ from sip_trunk_contracts import (
 
 from service import bootstrap
 from service.adapters import kafka_clients
+from service.adapters.kafka_acls import acl_plan, apply_acls
 from service.adapters.kafka_topics import ensure_topics
 from service.config import Settings
 from service.entrypoints.relay import run_relay
@@ -55,6 +56,12 @@ async def _migrate(settings: Settings) -> None:
 async def _topics(settings: Settings) -> None:
     created = await ensure_topics(settings)
     print(f"created: {', '.join(created)}" if created else "all topics exist")
+
+
+async def _acls(settings: Settings) -> None:
+    plan = acl_plan(settings.topics, settings.kafka_consumer_group)
+    await apply_acls(settings, plan)
+    print("\n".join(map(str, plan)))
 
 
 def _command(args: argparse.Namespace, data: dict[str, Any]) -> CommandEnvelope:
@@ -223,6 +230,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("relay", help="publish the outbox to Kafka")
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("topics", help="create the Kafka topics if missing")
+    sub.add_parser("acls", help="grant each principal its Kafka ACLs (as a super user)")
     send = sub.add_parser("send", help="publish a command and print its outcome event")
     send.add_argument("command", choices=sorted(_COMMANDS))
     send.add_argument("--tenant", default="tenant-dev", help="acting tenant")
@@ -263,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         "reconcile": lambda: _reconcile(settings, args),
         "migrate": lambda: _migrate(settings),
         "topics": lambda: _topics(settings),
+        "acls": lambda: _acls(settings),
         "send": lambda: _send(settings, args),
         "watch": lambda: _watch(settings, args),
     }

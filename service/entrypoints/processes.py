@@ -156,11 +156,14 @@ async def running_stack(
     *,
     roles: Iterable[str] = ROLES,
     prefix: str = "e2e",
+    role_env: Mapping[str, Mapping[str, str]] | None = None,
     **overrides: str,
 ) -> AsyncIterator[Stack]:
     """Topics created, then `roles` started on their own topics, group, data directory in `tmp`
     and gateway port (named `<prefix>-<run>`); every process stopped on exit. `overrides` are
-    environment variables, e.g. `PROVIDER="none"`."""
+    environment variables, e.g. `PROVIDER="none"`. `role_env`: each role's own Kafka user (its
+    KAFKA_SASL_* variables); the ACL plan of these topics is then granted before they start,
+    as the user of the environment (a super user, who creates the topics too)."""
     port = free_port()
     secret = secrets.token_urlsafe(32)
     env = isolated_env(tmp, bootstrap, prefix)
@@ -174,13 +177,15 @@ async def running_stack(
         **overrides,
     }
     log = tmp / "stack.log"
-    topics = await start_process("topics", env, log)
-    if await topics.wait() != 0:
-        raise RuntimeError(f"`sip-trunks topics` failed; log:\n{_tail(log)}")
+    for setup in ("topics", "acls") if role_env else ("topics",):
+        process = await start_process(setup, env, log)
+        if await process.wait() != 0:
+            raise RuntimeError(f"`sip-trunks {setup}` failed; log:\n{_tail(log)}")
     stack = Stack(f"http://127.0.0.1:{port}", env, secret)
     try:
         for role in roles:
-            stack.processes[role] = await start_process(role, env, tmp / f"{role}.log")
+            own = {**env, **(role_env or {}).get(role, {})}
+            stack.processes[role] = await start_process(role, own, tmp / f"{role}.log")
         await wait_ready(stack.base_url, tmp / "gateway.log")
         yield stack
     finally:

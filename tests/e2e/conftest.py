@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from tests.conftest import KAFKA_BOOTSTRAP
-from tests.e2e.stack import Stack, running_stack
+from tests.conftest import KAFKA_BOOTSTRAP, KAFKA_SECURED, kafka_user_env
+from tests.e2e.stack import ROLES, Stack, running_stack
 
 # Fixed: this module is imported twice (as pytest's conftest and by the tests).
 SYSTEM_TRUNK_ID = "5e7a7e00-0000-4000-8000-00000000e2e0"
@@ -30,5 +30,9 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
             ]
         )
     )
-    async with running_stack(tmp, KAFKA_BOOTSTRAP, SYSTEM_TRUNKS_FILE=str(system)) as running:
+    # Each process as its own Kafka user, with the ACL plan only, where Kafka has users.
+    role_env = {role: kafka_user_env(role) for role in ROLES} if KAFKA_SECURED else None
+    async with running_stack(
+        tmp, KAFKA_BOOTSTRAP, role_env=role_env, SYSTEM_TRUNKS_FILE=str(system)
+    ) as running:
         yield running

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from tests.conftest import env_file
 from tests.e2e.stack import Stack, free_port, running_stack
 from tests.e2e.test_rest_api import BASE, problem, trunk_body
 
@@ -38,6 +39,7 @@ async def lonely_gateway(tmp_path: Path) -> AsyncIterator[tuple[Stack, dict[str,
         "SIP_DEV_STATE": str(tmp_path / "state"),
         "DEV_KAFKA_PORT": str(port),
         "DEV_KAFKA_CONTROLLER_PORT": str(free_port()),
+        "DEV_KAFKA_TLS_PORT": str(free_port()),
     }
     await kafka("start", broker_env)
     try:
@@ -47,6 +49,8 @@ async def lonely_gateway(tmp_path: Path) -> AsyncIterator[tuple[Stack, dict[str,
             roles=["gateway"],
             GATEWAY_REPLY_TIMEOUT_S="1",
             GATEWAY_PUBLISH_TIMEOUT_S="2",
+            # Its own users (or none, on a plaintext dev broker).
+            **env_file(tmp_path / "state" / "kafka" / "env" / "admin.env"),
         ) as stack:
             yield stack, broker_env
     finally:

@@ -1,7 +1,8 @@
 """A running service (worker + relay, in this process) on the real broker, and an outside
 client that speaks to it the way any producer and subscriber would: raw aiokafka, contract
 headers, passwords sealed with the contracts package (CONTRACT §4.2) for the worker's public
-key, no other project code on the client side."""
+key, no other project code on the client side but the connection options (address, TLS,
+SASL)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from sip_trunk_contracts import seal_fields
 
 from service import bootstrap
+from service.adapters.kafka_clients import connection_options
 from service.adapters.kafka_topics import ensure_topics
 from service.config import Settings
 from service.entrypoints.relay import run_relay
@@ -85,9 +87,7 @@ class Client:
         self.topics = settings.topics
         # What a producer is given: the worker's public key (its dev key in the same data_dir).
         self.seal_key = bootstrap.password_seal_key(settings)
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers, **producer_options
-        )
+        self.producer = AIOKafkaProducer(**connection_options(settings), **producer_options)
         self.taps: dict[str, TopicTap] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -95,7 +95,7 @@ class Client:
         await self.producer.start()
         for topic in (self.topics.events, self.topics.state, self.topics.dlt):
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.settings.kafka_bootstrap_servers, enable_auto_commit=False
+                **connection_options(self.settings), enable_auto_commit=False
             )
             await consumer.start()
             partitions = await self.producer.partitions_for(topic)

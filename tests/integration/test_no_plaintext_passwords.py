@@ -28,6 +28,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from service.adapters.kafka_clients import connection_options
+from service.config import Settings
 from service.entrypoints.processes import Stack, running_stack
 from tests.conftest import KAFKA_BOOTSTRAP
 from tests.integration.conftest import BACKENDS, NewDatabase
@@ -36,6 +38,8 @@ pytestmark = pytest.mark.timeout(300)
 
 BASE = "/api/v1/sip-trunks"
 RUN = uuid.uuid4().hex[:10]
+# What an outside client needs to reach the test broker (its address, and SASL when it has it).
+KAFKA = connection_options(Settings(kafka_bootstrap_servers=KAFKA_BOOTSTRAP))
 
 
 def secrets(*names: str) -> dict[str, str]:
@@ -148,7 +152,7 @@ async def raw_producer(topic: str) -> dict[str, str]:
         "raw-plaintext": json.dumps(plaintext).encode(),
         "raw-no-command": json.dumps({"authentication": {"password": RAW["raw-no-command"]}}),
     }
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP)
+    producer = AIOKafkaProducer(**KAFKA)
     await producer.start()
     ids = {}
     try:
@@ -177,8 +181,8 @@ class Message:
 async def every_message(topics: Topics) -> list[Message]:
     """Every message of every topic of the deployment, read from the start to the end."""
     names = [topics.commands, topics.events, topics.state, topics.dlt]
-    metadata = AIOKafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP)  # waits for partitions
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_auto_commit=False)
+    metadata = AIOKafkaProducer(**KAFKA)  # waits for partitions
+    consumer = AIOKafkaConsumer(**KAFKA, enable_auto_commit=False)
     await metadata.start()
     await consumer.start()
     try:

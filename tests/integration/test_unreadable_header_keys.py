@@ -68,7 +68,9 @@ def poison() -> RawRecord:
 async def end_offset(service: Client, partition: int) -> int:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=service.settings.kafka_bootstrap_servers)
+    from service.adapters.kafka_clients import connection_options
+
+    consumer = AIOKafkaConsumer(**connection_options(service.settings))
     await consumer.start()
     try:
         tp = TopicPartition(service.topics.commands, partition)
