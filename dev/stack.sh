@@ -17,6 +17,8 @@ export SYSTEM_TRUNKS_FILE="${SYSTEM_TRUNKS_FILE-$ROOT/dev/system-trunks.yaml}"
 export LOG_FORMAT="${LOG_FORMAT:-json}"
 # The API's description (/docs, /redoc, /openapi.json) is served in dev; off unless set elsewhere.
 export GATEWAY_API_DOCS="${GATEWAY_API_DOCS:-true}"
+# The production posture: only the gateway and the CLI (they sign, docs/security.md) act.
+export REQUIRE_SIGNED_COMMANDS="${REQUIRE_SIGNED_COMMANDS:-true}"
 # LiveKit: the dev server of dev/livekit.sh unless LIVEKIT_URL names another (then set the key and secret too).
 export PROVIDER="${PROVIDER:-livekit}"
 export LIVEKIT_URL="${LIVEKIT_URL:-http://127.0.0.1:${DEV_LIVEKIT_PORT:-7880}}"
