@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
 from functools import cached_property
 from pathlib import Path
@@ -13,8 +11,9 @@ from urllib.parse import SplitResult, urlsplit
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sip_trunk_contracts import Topics
+from sip_trunk_contracts.sealing import base64_bytes, key_bytes
 
-__all__ = ["Settings", "TrustedProducer", "base64_bytes"]
+__all__ = ["Settings", "TrustedProducer"]
 
 
 class TrustedProducer(BaseModel):
@@ -30,7 +29,7 @@ class TrustedProducer(BaseModel):
     @field_validator("public_key")
     @classmethod
     def _ed25519_key(cls, value: str) -> str:
-        if len(base64_bytes(value)) != 32:
+        if len(_base64_or_empty(value)) != 32:
             raise ValueError("an Ed25519 public key is 32 bytes (base64)")
         return value
 
@@ -156,6 +155,34 @@ class Settings(BaseSettings):
     def _bootstrap_servers(cls, value: str) -> str:
         return ",".join(_bootstrap_entries(value))
 
+    @field_validator("password_seal_private_key")
+    @classmethod
+    def _x25519_private_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            for n, entry in enumerate(value.get_secret_value().split(","), 1):
+                try:
+                    key_bytes(entry)
+                except ValueError as exc:  # names the entry, never its value
+                    raise ValueError(f"PASSWORD_SEAL_PRIVATE_KEY, key {n}: {exc}") from None
+        return value
+
+    @field_validator("password_seal_public_key")
+    @classmethod
+    def _x25519_public_key(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                key_bytes(value)
+            except ValueError as exc:
+                raise ValueError(f"PASSWORD_SEAL_PUBLIC_KEY: {exc}") from None
+        return value
+
+    @field_validator("command_signing_key")
+    @classmethod
+    def _ed25519_seed(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(_base64_or_empty(value.get_secret_value())) != 32:
+            raise ValueError("COMMAND_SIGNING_KEY must be an Ed25519 seed: 32 bytes, base64")
+        return value
+
     @field_validator("auth_jwks_url")
     @classmethod
     def _jwks_url(cls, value: str | None) -> str | None:
@@ -205,6 +232,12 @@ class Settings(BaseSettings):
                 f"{' and '.join(given_files)} set, but KAFKA_SECURITY_PROTOCOL={protocol} does "
                 "not use TLS: use SSL or SASL_SSL"
             )
+        if self.kafka_sasl_mechanism == "PLAIN" and protocol == "SASL_PLAINTEXT":
+            # PLAIN sends the password as it is: on a connection without TLS, to any listener.
+            raise ValueError(
+                "KAFKA_SASL_MECHANISM=PLAIN sends the password in the clear: use it with "
+                "KAFKA_SECURITY_PROTOCOL=SASL_SSL, or a SCRAM mechanism"
+            )
         if (self.kafka_ssl_cert_file is None) != (self.kafka_ssl_key_file is None):
             raise ValueError("KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE go together")
         for name, path in given_files.items():
@@ -228,16 +261,12 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'sip_trunks.sqlite3').resolve()}"
 
 
-def base64_bytes(text: str) -> bytes:
-    """The bytes of a key written in a setting: base64, standard or URL-safe, padded or not."""
+def _base64_or_empty(text: str) -> bytes:
+    """The bytes of base64 text; none when it is not base64 (for a check of the length)."""
     try:
-        padded = text.strip().translate(_URL_SAFE) + "=" * (-len(text.strip()) % 4)
-        return base64.b64decode(padded, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("not base64") from None
-
-
-_URL_SAFE = str.maketrans("-_", "+/")
+        return base64_bytes(text)
+    except ValueError:
+        return b""
 
 
 def _loopback(url: SplitResult) -> bool:

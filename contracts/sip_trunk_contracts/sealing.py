@@ -34,6 +34,7 @@ __all__ = [
     "KEY_BYTES",
     "SEALED_PREFIX",
     "UnsealablePassword",
+    "base64_bytes",
     "is_sealed",
     "key_bytes",
     "seal_fields",
@@ -46,6 +47,8 @@ KEY_BYTES: Final = 32
 """An X25519 key, public or private."""
 
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
+_TO_URL_SAFE = str.maketrans("+/", "-_")
 _EXTRA = "sip-trunk-contracts[seal]"
 
 
@@ -53,17 +56,26 @@ class UnsealablePassword(ValueError):
     """A password that is not a string: it cannot be sealed, and must not be sent as it is."""
 
 
+def base64_bytes(text: str) -> bytes:
+    """The bytes of base64 text, as settings write keys and seals carry boxes: standard or
+    URL-safe alphabet, padding optional, blanks around it ignored. The one base64 reader of the
+    project's keys. ValueError otherwise; the message never quotes the text."""
+    text = text.strip()
+    if not _BASE64.fullmatch(text):
+        raise ValueError("not base64")
+    try:
+        return base64.urlsafe_b64decode(text.translate(_TO_URL_SAFE) + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise ValueError("not base64") from None
+
+
 def key_bytes(key: bytes | str) -> bytes:
-    """An X25519 key as its 32 bytes: given raw, or as base64 text (standard or URL-safe
-    alphabet, padding optional), as settings write keys. ValueError otherwise; the message
-    never quotes the key."""
+    """An X25519 key as its 32 bytes: given raw, or as base64 text (:func:`base64_bytes`).
+    ValueError otherwise; the message never quotes the key."""
     if isinstance(key, str):
-        text = key.strip().replace("+", "-").replace("/", "_")
-        if not _BASE64URL.fullmatch(text):
-            raise ValueError("a key must be base64 text")
         try:
-            key = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        except (binascii.Error, ValueError):
+            key = base64_bytes(key)
+        except ValueError:
             raise ValueError("a key must be base64 text") from None
     if len(key) != KEY_BYTES:
         raise ValueError(f"an X25519 key has {KEY_BYTES} bytes, this one has {len(key)}")
@@ -103,11 +115,11 @@ def sealed_box(value: str) -> bytes:
     """The sealed box inside a ``sealed:v1:`` string (base64url, padding optional).
     ValueError when it is not one, or too short to be a box."""
     text = value.removeprefix(SEALED_PREFIX)
-    if text == value or not _BASE64URL.fullmatch(text):
-        raise ValueError("not sealed:v1: and base64url")
     try:
-        box = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
+        if text == value or not _BASE64URL.fullmatch(text):
+            raise ValueError
+        box = base64_bytes(text)
+    except ValueError:
         raise ValueError("not sealed:v1: and base64url") from None
     if len(box) < SEAL_OVERHEAD:
         raise ValueError("too short for a sealed box")

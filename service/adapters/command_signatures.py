@@ -24,16 +24,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 from sip_trunk_contracts import CommandEnvelope
+from sip_trunk_contracts.sealing import base64_bytes
 
-from service.adapters.dev_secrets import dev_secret
-from service.config import Settings, TrustedProducer, base64_bytes
+from service.adapters.dev_secrets import dev_key
+from service.config import Settings, TrustedProducer
 from service.service_layer.inbound import InboundCommand
 
 __all__ = [
@@ -55,6 +55,7 @@ ANY_TENANT = "*"
 GATEWAY_SOURCE = "/gateway"
 CLI_SOURCE = "/cli"
 DEV_SOURCES = (GATEWAY_SOURCE, CLI_SOURCE)
+DEV_KEY_FILE = "command-signing.key"
 _VERSION = "v1"
 # Domain separation: these bytes are never signed for any other purpose.
 _CONTEXT = b"sip-trunks command signature v1\n"
@@ -150,13 +151,7 @@ class ProducerTrust:
 
 
 def _dev_seed(settings: Settings) -> bytes:
-    return base64_bytes(
-        dev_secret(
-            settings.data_dir,
-            "command-signing.key",
-            lambda: _b64(secrets.token_bytes(32)).encode(),
-        ).decode()
-    )
+    return dev_key(settings.data_dir, DEV_KEY_FILE)
 
 
 def command_signer(settings: Settings) -> CommandSigner:
@@ -170,10 +165,10 @@ def producer_trust(settings: Settings) -> ProducerTrust:
     """The worker's trust: TRUSTED_PRODUCERS, or the dev key for the service's own sources."""
     trusted = settings.trusted_producers
     if trusted is None:
-        dev_key = SigningKey(_dev_seed(settings)).verify_key
+        dev_public = SigningKey(_dev_seed(settings)).verify_key
         trusted = [
             TrustedProducer(
-                public_key=_b64(bytes(dev_key)), sources=[*DEV_SOURCES], tenants=[ANY_TENANT]
+                public_key=_b64(bytes(dev_public)), sources=[*DEV_SOURCES], tenants=[ANY_TENANT]
             )
         ]
     producers = [

@@ -1,16 +1,23 @@
 """Dev-only secrets: generated once into the data folder (mode 0600) and reused.
 
-Production sets the real ones in the environment (ENCRYPTION_KEY, AUTH_JWT_SECRET); a fresh
-checkout still runs without any set-up, and nothing secret is ever committed (data/ is ignored).
+Production sets the real ones in the environment (ENCRYPTION_KEY, AUTH_JWT_SECRET,
+PASSWORD_SEAL_PRIVATE_KEY, COMMAND_SIGNING_KEY); a fresh checkout still runs without any set-up,
+and nothing secret is ever committed (data/ is ignored).
 """
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["dev_secret"]
+from sip_trunk_contracts.sealing import base64_bytes
+
+__all__ = ["KEY_BYTES", "dev_key", "dev_secret"]
+
+KEY_BYTES = 32  # an X25519 private key, an Ed25519 seed
 
 
 def dev_secret(data_dir: Path, name: str, generate: Callable[[], bytes]) -> bytes:
@@ -29,3 +36,12 @@ def dev_secret(data_dir: Path, name: str, generate: Callable[[], bytes]) -> byte
     finally:
         tmp.unlink()
     return path.read_bytes().strip()
+
+
+def dev_key(data_dir: Path, name: str) -> bytes:
+    """A dev key of 32 random bytes (an X25519 private key, an Ed25519 seed), kept as base64."""
+    return base64_bytes(
+        dev_secret(data_dir, name, lambda: base64.b64encode(secrets.token_bytes(KEY_BYTES))).decode(
+            "ascii"
+        )
+    )

@@ -11,14 +11,13 @@ one of the newest private key, which in dev is the key in the same DATA_DIR.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 
 from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, SealedBox
 from sip_trunk_contracts.sealing import key_bytes, sealed_box
 
-from service.adapters.dev_secrets import dev_secret
+from service.adapters.dev_secrets import dev_key
 from service.config import Settings
 
 __all__ = ["DEV_KEY_FILE", "PasswordKeys", "password_keys", "public_key"]
@@ -57,29 +56,13 @@ class PasswordKeys:
 def password_keys(settings: Settings) -> PasswordKeys:
     """The worker's keys: PASSWORD_SEAL_PRIVATE_KEY, or the dev key in DATA_DIR."""
     if settings.password_seal_private_key is None:
-        return PasswordKeys([key_bytes(_dev_key(settings))])
+        return PasswordKeys([dev_key(settings.data_dir, DEV_KEY_FILE)])
     entries = settings.password_seal_private_key.get_secret_value().split(",")
-    keys: list[bytes] = []
-    for n, entry in enumerate(entries, 1):
-        try:
-            keys.append(key_bytes(entry))
-        except ValueError as exc:  # the message names the entry, never its value
-            raise ValueError(f"PASSWORD_SEAL_PRIVATE_KEY, key {n}: {exc}") from None
-    return PasswordKeys(keys)
+    return PasswordKeys([key_bytes(entry) for entry in entries])  # checked by Settings
 
 
 def public_key(settings: Settings) -> bytes:
     """What producers seal with: PASSWORD_SEAL_PUBLIC_KEY, else the newest private key's."""
     if settings.password_seal_public_key is None:
         return password_keys(settings).public_key
-    try:
-        return key_bytes(settings.password_seal_public_key)
-    except ValueError as exc:
-        raise ValueError(f"PASSWORD_SEAL_PUBLIC_KEY: {exc}") from None
-
-
-def _dev_key(settings: Settings) -> str:
-    def generate() -> bytes:
-        return base64.b64encode(bytes(PrivateKey.generate()))
-
-    return dev_secret(settings.data_dir, DEV_KEY_FILE, generate).decode("ascii")
+    return key_bytes(settings.password_seal_public_key)  # checked by Settings

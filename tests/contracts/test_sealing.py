@@ -18,7 +18,7 @@ from sip_trunk_contracts import (
     seal_password,
 )
 from sip_trunk_contracts.limits import PASSWORD_MAX_LENGTH, SEALED_PASSWORD_MAX_LENGTH
-from sip_trunk_contracts.sealing import key_bytes, sealed_box
+from sip_trunk_contracts.sealing import base64_bytes, key_bytes, sealed_box
 
 WORKER = PrivateKey(bytes(range(1, 33)))
 PUBLIC = bytes(WORKER.public_key)
@@ -73,6 +73,18 @@ def test_a_key_that_is_not_32_bytes_of_base64_is_refused_without_quoting_it(key:
     with pytest.raises(ValueError, match="key") as error:
         key_bytes(key)
     assert str(key) not in str(error.value)
+
+
+@pytest.mark.parametrize("text", ["", "QUJD", "QUI", "QUI=", " QUI= ", "-_-_", "+/+/"])
+def test_base64_is_read_in_either_alphabet_padded_or_not(text: str) -> None:
+    expected = base64.b64decode(text.strip().replace("-", "+").replace("_", "/") + "==")
+    assert base64_bytes(text) == expected
+
+
+@pytest.mark.parametrize("text", ["Q", "QU JD", "QUJD*", "Q=UJ", "QUJD==="])
+def test_what_is_not_base64_is_refused_without_quoting_it(text: str) -> None:
+    with pytest.raises(ValueError, match=r"^not base64$"):
+        base64_bytes(text)
 
 
 def test_seal_fields_seals_the_password_and_keeps_the_rest() -> None:

@@ -45,6 +45,15 @@ def no_kafka_security_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
             {"kafka_security_protocol": "SSL", "kafka_ssl_ca_file": "/nowhere/ca.crt"},
             "KAFKA_SSL_CA_FILE=/nowhere/ca.crt: no such file",
         ),
+        (
+            {
+                "kafka_security_protocol": "SASL_PLAINTEXT",
+                "kafka_sasl_mechanism": "PLAIN",
+                "kafka_sasl_username": "gateway",
+                "kafka_sasl_password": "pw",
+            },
+            "PLAIN sends the password in the clear",
+        ),
         ({"kafka_security_protocol": "SASL_INSECURE"}, "kafka_security_protocol"),
         ({"kafka_sasl_mechanism": "GSSAPI"}, "kafka_sasl_mechanism"),
     ],

@@ -134,6 +134,18 @@ def test_trusted_producers_are_read_from_the_environment(
         Settings(trusted_producers=[{"publicKey": "AAAA", "sources": ["/a"], "tenants": ["*"]}])  # type: ignore[list-item]
 
 
+def test_a_bad_signing_key_is_refused_at_start_never_shown() -> None:
+    short = b64(b"s" * 31)
+    with pytest.raises(ValidationError, match="COMMAND_SIGNING_KEY must be an Ed25519 seed") as e:
+        Settings(command_signing_key=short)  # type: ignore[arg-type]
+    assert short not in str(e.value)
+    with pytest.raises(ValidationError, match="COMMAND_SIGNING_KEY"):
+        Settings(command_signing_key="not base64!")  # type: ignore[arg-type]
+    seed = bytes(PARTNER)
+    signer = command_signer(Settings(command_signing_key=b64(seed)))  # type: ignore[arg-type]
+    assert bytes(signer.public_key) == bytes(PARTNER.verify_key)
+
+
 def test_an_invalid_command_acts_for_no_one_so_it_keeps_its_rejection(tmp_path: Path) -> None:
     envelope = command("/some-app", None)
     value = b'{"trunkId": "%s", "expectedVersion": "one"}' % envelope.key_bytes()

@@ -89,12 +89,14 @@ def test_settings_list_the_private_keys_newest_first(tmp_path: Path) -> None:
     assert not (tmp_path / DEV_KEY_FILE).exists()  # no dev key when keys are set
 
 
-def test_a_bad_private_key_is_named_by_position_never_shown(tmp_path: Path) -> None:
+def test_a_bad_private_key_is_refused_at_start_named_by_position_never_shown(
+    tmp_path: Path,
+) -> None:
     bad = "c2VjcmV0LWJ1dC1zaG9ydA=="
-    settings = Settings(data_dir=tmp_path, password_seal_private_key=SecretStr(f"{b64(NEW)},{bad}"))
     with pytest.raises(ValueError, match="PASSWORD_SEAL_PRIVATE_KEY, key 2") as error:
-        password_keys(settings)
+        Settings(data_dir=tmp_path, password_seal_private_key=SecretStr(f"{b64(NEW)},{bad}"))
     assert bad not in str(error.value)
+    assert b64(NEW) not in str(error.value)
 
 
 def test_the_dev_key_is_made_once_private_and_shared_by_producers(tmp_path: Path) -> None:
@@ -108,12 +110,20 @@ def test_the_dev_key_is_made_once_private_and_shared_by_producers(tmp_path: Path
     assert worker.open(seal_password(producer_key, PASSWORD)) == PASSWORD
 
 
+@pytest.mark.parametrize(
+    "written", [base64.b64encode, lambda key: base64.urlsafe_b64encode(key).rstrip(b"=")]
+)
+def test_a_dev_key_file_is_read_in_either_base64_alphabet(tmp_path: Path, written: Any) -> None:
+    (tmp_path / DEV_KEY_FILE).write_bytes(written(bytes(OLD)) + b"\n")
+    assert password_keys(Settings(data_dir=tmp_path)).public_key == bytes(OLD.public_key)
+
+
 def test_a_public_key_set_for_producers_wins(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, password_seal_public_key=b64(NEW.public_key))
     assert public_key(settings) == bytes(NEW.public_key)
     assert not (tmp_path / DEV_KEY_FILE).exists()
     with pytest.raises(ValueError, match="PASSWORD_SEAL_PUBLIC_KEY"):
-        public_key(Settings(data_dir=tmp_path, password_seal_public_key="short"))
+        Settings(data_dir=tmp_path, password_seal_public_key="short")
 
 
 # --- commands ------------------------------------------------------------------------------
