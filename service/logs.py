@@ -16,7 +16,24 @@ from sip_trunk_contracts import MASKED_PASSWORD
 
 __all__ = ["configure_logging", "get_logger", "redact"]
 
-_SECRET_KEYS = frozenset({"password", "encryption_key", "secret", "api_secret", "token"})
+_SECRET_KEYS = frozenset(
+    {
+        "password",
+        "encryption_key",
+        "secret",
+        "api_secret",
+        "token",
+        # Issue 9's secrets, under their settings' and their clients' names.
+        "authorization",
+        "private_key",
+        "signing_key",
+        "sasl_plain_password",
+        "kafka_sasl_password",
+        "password_seal_private_key",
+        "command_signing_key",
+        "auth_jwt_secret",
+    }
+)
 
 
 def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

@@ -28,7 +28,19 @@ def test_a_secret_key_at_the_top_is_masked(key: str) -> None:
     assert redacted(**{key: PASSWORD, "user": "alice"}) == {key: MASK, "user": "alice"}
 
 
-@pytest.mark.parametrize("key", ["api_secret", "encryption_key"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "api_secret",
+        "encryption_key",
+        "Authorization",
+        "sasl_plain_password",
+        "kafka_sasl_password",
+        "password_seal_private_key",
+        "command_signing_key",
+        "auth_jwt_secret",
+    ],
+)
 def test_other_secret_keys_are_masked(key: str) -> None:
     assert redacted(**{key: b"raw key bytes"}) == {key: MASK}
 
