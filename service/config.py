@@ -13,7 +13,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sip_trunk_contracts import Topics
 from sip_trunk_contracts.sealing import base64_bytes, key_bytes
 
-__all__ = ["Settings", "TrustedProducer"]
+__all__ = ["MIN_HS256_SECRET_BYTES", "Settings", "TrustedProducer"]
+
+MIN_HS256_SECRET_BYTES = 32
 
 
 class TrustedProducer(BaseModel):
@@ -181,6 +183,18 @@ class Settings(BaseSettings):
     def _ed25519_seed(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(_base64_or_empty(value.get_secret_value())) != 32:
             raise ValueError("COMMAND_SIGNING_KEY must be an Ed25519 seed: 32 bytes, base64")
+        return value
+
+    @field_validator("auth_jwt_secret")
+    @classmethod
+    def _hs256_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # RFC 7518 §3.2: an HS256 key at least as long as the hash (256 bits); a shorter one can
+        # be guessed offline from any token.
+        if value is not None and len(value.get_secret_value().encode()) < MIN_HS256_SECRET_BYTES:
+            raise ValueError(
+                f"AUTH_JWT_SECRET must have at least {MIN_HS256_SECRET_BYTES} bytes "
+                "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
         return value
 
     @field_validator("auth_jwks_url")

@@ -140,7 +140,7 @@ class _NoBackend:
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document, built without Kafka or secrets."""
-    settings = Settings(auth_jwt_secret=SecretStr("unused"), password_seal_public_key="A" * 43)
+    settings = Settings(auth_jwt_secret=SecretStr("unused" * 8), password_seal_public_key="A" * 43)
     return create_app(settings, _NoBackend()).openapi()
 
 

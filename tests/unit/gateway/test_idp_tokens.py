@@ -61,6 +61,7 @@ async def verdict(authenticator: Authenticator, token: str) -> str:
         ({"auth_audience": "sip-trunks-api"}, "no key to check tokens with"),
         ({"auth_tenant_claim": ""}, "auth_tenant_claim"),
         ({"auth_jwks_timeout_s": 0}, "auth_jwks_timeout_s"),
+        ({"auth_jwt_secret": "short-but-not-32-bytes"}, "AUTH_JWT_SECRET must have at least 32"),
     ],
 )
 def test_settings_that_cannot_work_are_refused_at_start(
