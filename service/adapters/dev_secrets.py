@@ -13,11 +13,9 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
-from sip_trunk_contracts.sealing import base64_bytes
+from sip_trunk_contracts.sealing import KEY_BYTES, base64_bytes
 
-__all__ = ["KEY_BYTES", "dev_key", "dev_secret"]
-
-KEY_BYTES = 32  # an X25519 private key, an Ed25519 seed
+__all__ = ["dev_key", "dev_secret"]
 
 
 def dev_secret(data_dir: Path, name: str, generate: Callable[[], bytes]) -> bytes:
@@ -40,8 +38,8 @@ def dev_secret(data_dir: Path, name: str, generate: Callable[[], bytes]) -> byte
 
 def dev_key(data_dir: Path, name: str) -> bytes:
     """A dev key of 32 random bytes (an X25519 private key, an Ed25519 seed), kept as base64."""
-    return base64_bytes(
-        dev_secret(data_dir, name, lambda: base64.b64encode(secrets.token_bytes(KEY_BYTES))).decode(
-            "ascii"
-        )
-    )
+
+    def generate() -> bytes:
+        return base64.b64encode(secrets.token_bytes(KEY_BYTES))
+
+    return base64_bytes(dev_secret(data_dir, name, generate).decode("ascii"))
