@@ -3,7 +3,7 @@
 Kafka tells a consumer nothing of who produced a record, and ACLs only say who may write the
 commands topic at all. So a producer the worker is to trust signs each command with its Ed25519
 key, in the header `ce_signature` (`v1.<key id>.<base64url signature>`), over the command's
-`ce_id`, `ce_source`, `ce_type`, Kafka key and value. The worker checks it against
+`ce_id`, `ce_source`, `ce_type`, `ce_time`, Kafka key and value. The worker checks it against
 TRUSTED_PRODUCERS: each entry is a public key, the `ce_source`s it alone may use and the tenants
 it may act for (`*`: any, the platform's `null` included). Hence:
 
@@ -13,7 +13,10 @@ it may act for (`*`: any, the platform's `null` included). Hence:
 - a signed command for a tenant its producer is not trusted with is refused;
 - the platform (`tenantId: null`, the tenant of system trunks) acts only through a signed
   command of a producer trusted with `*`: no one else creates trunks that no tenant can see;
-- with REQUIRE_SIGNED_COMMANDS every unsigned command is refused: only trusted producers act.
+- with REQUIRE_SIGNED_COMMANDS every unsigned command is refused: only trusted producers act;
+- a signed command whose `ce_time` is older than PROCESSED_RETENTION_DAYS is refused: the worker
+  may have forgotten its id, so a copy replayed by someone who can read and write the commands
+  topic would act again.
 
 A refused command goes to the DLT, not to the database: its (source, id) is not remembered, so
 a forgery cannot occupy an id the real producer will use. Without settings (dev), the gateway
@@ -24,8 +27,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
@@ -62,9 +66,10 @@ _CONTEXT = b"sip-trunks command signature v1\n"
 
 
 def _signed_bytes(
-    ce_id: str, source: str, ce_type: str, key: bytes | None, value: bytes | None
+    ce_id: str, source: str, ce_type: str, ce_time: datetime, key: bytes | None, value: bytes | None
 ) -> bytes:
-    parts = [ce_id.encode(), source.encode(), ce_type.encode()]
+    # ce_time as CloudEventHeaders normalises it (UTC, milliseconds) on both sides.
+    parts = [ce_id.encode(), source.encode(), ce_type.encode(), ce_time.isoformat().encode()]
     parts += [hashlib.sha256(part or b"").hexdigest().encode() for part in (key, value)]
     return _CONTEXT + b"\n".join(parts)
 
@@ -88,9 +93,8 @@ class CommandSigner:
 
     def header(self, command: CommandEnvelope, value: bytes) -> tuple[str, bytes]:
         """The `ce_signature` header of `command` sent with this value."""
-        signed = _signed_bytes(
-            command.command_id, command.headers.source, command.ce_type, command.key_bytes(), value
-        )
+        ce = command.headers
+        signed = _signed_bytes(ce.id, ce.source, ce.type, ce.time, command.key_bytes(), value)
         return HEADER, (self._prefix + _b64(self._key.sign(signed).signature)).encode("ascii")
 
 
@@ -104,10 +108,19 @@ class _Producer:
 class ProducerTrust:
     """The worker's judge of who sent a command (see the module docstring)."""
 
-    def __init__(self, producers: Iterable[_Producer], *, require_signature: bool) -> None:
+    def __init__(
+        self,
+        producers: Iterable[_Producer],
+        *,
+        require_signature: bool,
+        max_age: timedelta,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._by_id = {key_id(p.key): p for p in producers}
         self._reserved = frozenset(s for p in self._by_id.values() for s in p.sources)
         self._require_signature = require_signature
+        self._max_age = max_age
+        self._now = now
 
     def refusal(
         self,
@@ -126,11 +139,17 @@ class ProducerTrust:
                 # (An invalid command acts for no one: it gets its TrunkRejected as before.)
                 return "only a trusted producer's signed command may act for the platform"
             return "the command is not signed" if self._require_signature else None
+        ce = command.ce
         producer = self._verified(
-            signature, _signed_bytes(command.ce.id, source, command.ce.type, key, value)
+            signature, _signed_bytes(ce.id, source, ce.type, ce.time, key, value)
         )
         if producer is None:
             return "the signature does not verify with any trusted producer's key"
+        if ce.time < self._now() - self._max_age:
+            return (
+                f"signed at {ce.time.isoformat()}, longer ago than the command ids are "
+                f"remembered ({self._max_age.days} days): a replay"
+            )
         if source not in producer.sources:
             return f"the signing producer may not use ce_source {source!r}"
         if ANY_TENANT not in producer.tenants and command.tenant_id not in producer.tenants:
@@ -175,4 +194,8 @@ def producer_trust(settings: Settings) -> ProducerTrust:
         _Producer(VerifyKey(base64_bytes(p.public_key)), frozenset(p.sources), frozenset(p.tenants))
         for p in trusted
     ]
-    return ProducerTrust(producers, require_signature=settings.require_signed_commands)
+    return ProducerTrust(
+        producers,
+        require_signature=settings.require_signed_commands,
+        max_age=timedelta(days=settings.processed_retention_days),
+    )

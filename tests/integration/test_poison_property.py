@@ -16,7 +16,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,7 @@ _bodies = st.fixed_dictionaries(
 ).flatmap(lambda body: _fields.map(lambda fields: {**fields, **body}))
 
 # These tests are about the batch policy: every unsigned command may act.
-TRUST_UNSIGNED = ProducerTrust([], require_signature=False)
+TRUST_UNSIGNED = ProducerTrust([], require_signature=False, max_age=timedelta(days=30))
 
 
 def _deep(depth: int) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -39,9 +40,15 @@ def settings(tmp_path: Path, **extra: object) -> Settings:
     return Settings(data_dir=tmp_path, trusted_producers=TRUSTED, **extra)  # type: ignore[arg-type]
 
 
-def command(source: str, tenant: str | None = "acme") -> CommandEnvelope:
+def command(
+    source: str, tenant: str | None = "acme", time: datetime | None = None
+) -> CommandEnvelope:
     return CommandEnvelope.delete(
-        trunk_id=str(uuid.uuid4()), tenant_id=tenant, source=source, expected_version=None
+        trunk_id=str(uuid.uuid4()),
+        tenant_id=tenant,
+        source=source,
+        expected_version=None,
+        time=time,
     )
 
 
@@ -96,6 +103,17 @@ def test_a_signature_covers_the_value_the_key_and_the_headers(tmp_path: Path) ->
     assert refusal(s, str(uuid.uuid4()).encode(), value, headers) is not None
     renamed = [(k, b"another-id" if k == "ce_id" else v) for k, v in headers]
     assert refusal(s, key, value, renamed) is not None
+    redated = [(k, b"2099-01-01T00:00:00.000Z" if k == "ce_time" else v) for k, v in headers]
+    assert refusal(s, key, value, redated) is not None
+
+
+def test_a_signed_command_older_than_the_ids_are_remembered_is_a_replay(tmp_path: Path) -> None:
+    s = settings(tmp_path, processed_retention_days=30)
+    now = datetime.now(UTC)
+    recent = wire(command("/partner", time=now - timedelta(days=29)), PARTNER)
+    assert refusal(s, *recent) is None
+    replayed = wire(command("/partner", time=now - timedelta(days=31)), PARTNER)
+    assert "a replay" in (refusal(s, *replayed) or "")
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -23,7 +24,7 @@ from service.service_layer.ports import ConcurrentModification
 from tests.unit.service.fakes import CREATE, PASSWORD, Harness, create_body, trunk_fields
 
 # These tests are about the batch policy: every unsigned command may act.
-TRUST_UNSIGNED = ProducerTrust([], require_signature=False)
+TRUST_UNSIGNED = ProducerTrust([], require_signature=False, max_age=timedelta(days=30))
 
 
 @pytest.fixture(autouse=True)
