@@ -155,13 +155,17 @@ def assert_refused_at_the_password(out: list[OutgoingMessage], *secrets: str) ->
         assert secret not in json.dumps(event)
 
 
+def stored_password(h: Harness, trunk_id: UUID) -> str:
+    stored = h.db.trunks[trunk_id].authentication
+    assert stored is not None
+    return stored.password
+
+
 async def test_a_sealed_password_is_stored_as_the_password(h: Harness) -> None:
     trunk_id = uuid4()
     out = await h.run(create(trunk_id))
     assert outcome(out)["type"] == "sip_trunks.TrunkCreated.v1"
-    stored = h.db.trunks[trunk_id].authentication
-    assert stored is not None
-    assert stored.password == PASSWORD
+    assert stored_password(h, trunk_id) == PASSWORD
 
 
 async def test_a_plaintext_password_is_refused(h: Harness) -> None:
@@ -184,9 +188,7 @@ async def test_a_plaintext_password_in_an_update_is_refused(h: Harness) -> None:
         )
     )
     assert_refused_at_the_password(await h.run(raw), "N3w-password")
-    stored = h.db.trunks[trunk_id].authentication
-    assert stored is not None
-    assert stored.password == PASSWORD
+    assert stored_password(h, trunk_id) == PASSWORD
 
 
 async def test_a_plaintext_password_is_accepted_when_the_deployment_says_so() -> None:
@@ -194,9 +196,7 @@ async def test_a_plaintext_password_is_accepted_when_the_deployment_says_so() ->
     trunk_id = uuid4()
     out = await h.run(plaintext_create(trunk_id))
     assert outcome(out)["type"] == "sip_trunks.TrunkCreated.v1"
-    stored = h.db.trunks[trunk_id].authentication
-    assert stored is not None
-    assert stored.password == PASSWORD
+    assert stored_password(h, trunk_id) == PASSWORD
 
 
 async def test_a_seal_no_key_opens_is_refused_without_echoing_it(h: Harness) -> None:
@@ -228,9 +228,7 @@ async def test_the_mask_stays_unsealed_and_keeps_the_stored_password(h: Harness)
         update(trunk_id, {"name": "Renamed", "authentication": {"password": MASKED_PASSWORD}})
     )
     assert outcome(out)["changedFields"] == ["name"]
-    stored = h.db.trunks[trunk_id].authentication
-    assert stored is not None
-    assert stored.password == PASSWORD
+    assert stored_password(h, trunk_id) == PASSWORD
 
 
 async def test_a_sealed_update_changes_the_password(h: Harness) -> None:
