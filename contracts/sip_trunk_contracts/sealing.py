@@ -102,7 +102,10 @@ def seal_fields(public_key: bytes | str, fields: Mapping[str, Any]) -> dict[str,
     password = auth["password"]
     if not isinstance(password, str):
         raise UnsealablePassword("authentication.password must be a string")
-    sealed = seal_password(public_key, password)
+    try:
+        sealed = seal_password(public_key, password)
+    except UnicodeEncodeError:  # a lone surrogate: no UTF-8 to seal (and never a valid password)
+        raise UnsealablePassword("authentication.password must be UTF-8 text") from None
     return {**fields, "authentication": {**auth, "password": sealed}}
 
 

@@ -117,6 +117,11 @@ def test_a_password_that_is_not_a_string_cannot_be_sealed(password: object) -> N
         seal_fields(PUBLIC, {"authentication": {"username": "u", "password": password}})
 
 
+def test_a_password_that_is_not_utf8_text_cannot_be_sealed() -> None:
+    with pytest.raises(UnsealablePassword, match="UTF-8"):
+        seal_fields(PUBLIC, {"authentication": {"username": "u", "password": "pass\ud800word"}})
+
+
 @pytest.mark.parametrize(
     "value",
     ["sealed:v2:AAAA", "sealed:v1:not*base64", "sealed:v1:" + "A" * 10, "plain", "sealed:v1:"],
