@@ -92,11 +92,13 @@ contracts: $(STAMP)
 	@$(BIN)/python -m sip_trunk_contracts._generate
 
 # Service throughput (worker + relay processes) as a ratio of a raw aiokafka pipe, same broker,
-# same run; BENCH_N=20000 by default, results also in .dev/bench-latest.json.
+# same run; BENCH_N=20000 by default, results also in .dev/bench-latest.json. Then REST latency,
+# and the gateway read model's list cost in-process (no broker; .dev/bench-read-model.json).
 bench: $(STAMP)
 	@dev/kafka.sh start
 	@dev/kafka.sh as admin $(BIN)/python -m bench.throughput
 	@dev/kafka.sh as admin $(BIN)/python -m bench.latency
+	@$(BIN)/python -m bench.read_model
 
 clean: stop
 	rm -rf .dev data
