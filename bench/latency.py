@@ -7,6 +7,7 @@ goes through Kafka, the worker, LiveKit, the database, the relay and back), then
 (served from the read model). It does so twice in one run, with PROVIDER=livekit (the dev
 livekit-server) and PROVIDER=none, so the difference is what keeping LiveKit in step costs a
 command. Reports p50/p90/p99/max in milliseconds; also written to .dev/bench-latency.json.
+An unreachable LiveKit or a refused request ends the step with one line saying which.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +30,11 @@ from service.entrypoints.processes import running_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = "/api/v1/sip-trunks"
+RESULTS = ROOT / ".dev" / "bench-latency.json"
+
+
+class Failed(Exception):
+    """A service this step needs is unreachable or refused a request."""
 
 
 def summary(samples_s: list[float]) -> dict[str, float]:
@@ -36,13 +43,30 @@ def summary(samples_s: list[float]) -> dict[str, float]:
     return {"n": len(ms), "p50": q[49], "p90": q[89], "p99": q[98], "max": ms[-1]}
 
 
+def checked(response: httpx.Response, expected: int) -> httpx.Response:
+    if response.status_code != expected:
+        request = response.request
+        raise Failed(f"{request.method} {request.url.path}: {response.status_code} {response.text}")
+    return response
+
+
 async def timed(api: httpx.AsyncClient, method: str, url: str, **kw: Any) -> float:
     started = time.perf_counter()
     response = await api.request(method, url, **kw)
     elapsed = time.perf_counter() - started
-    if response.status_code != 200:
-        raise RuntimeError(f"{method} {url}: {response.status_code} {response.text}")
+    checked(response, 200)
     return elapsed
+
+
+async def require_livekit(url: str) -> None:
+    try:
+        async with httpx.AsyncClient(timeout=3) as client:
+            await client.get(url)
+    except httpx.HTTPError as exc:
+        raise Failed(
+            f"LiveKit is unreachable at {url} ({type(exc).__name__}): "
+            "start it with dev/livekit.sh start (make bench does)"
+        ) from exc
 
 
 async def measure(provider: str, n: int, bootstrap: str) -> dict[str, Any]:
@@ -55,7 +79,7 @@ async def measure(provider: str, n: int, bootstrap: str) -> dict[str, Any]:
                 "name": "Bench",
                 "gateways": [{"ipOrDomain": "sip.example.com", "name": "g"}],
             }
-            created = await api.post(BASE, json=body)
+            created = checked(await api.post(BASE, json=body), 201)
             url = f"{BASE}/{created.json()['id']}"
             for i in range(50):  # warm-up: connections, caches
                 await timed(api, "PATCH", url, json={"name": f"warm {i}"})
@@ -66,7 +90,9 @@ async def measure(provider: str, n: int, bootstrap: str) -> dict[str, Any]:
 
 async def main() -> None:
     n = int(os.environ.get("BENCH_LATENCY_N", "1000"))
-    bootstrap = Settings().kafka_bootstrap_servers  # validated, as the service reads it
+    settings = Settings()  # validated, as the service reads it
+    await require_livekit(settings.livekit_url)
+    bootstrap = settings.kafka_bootstrap_servers
     rows = {provider: await measure(provider, n, bootstrap) for provider in ("livekit", "none")}
     print(f"REST latency on the dev stack (loopback, {os.cpu_count()} cores, SQLite), ms:")
     print(f"{'':18}{'n':>6}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}")
@@ -85,10 +111,12 @@ async def main() -> None:
         "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
         "database": "sqlite",
     }
-    out = ROOT / ".dev" / "bench-latency.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except Failed as exc:
+        sys.exit(f"bench.latency: {exc}")
