@@ -91,14 +91,20 @@ constraints: $(STAMP)
 contracts: $(STAMP)
 	@$(BIN)/python -m sip_trunk_contracts._generate
 
-# Service throughput (worker + relay processes) as a ratio of a raw aiokafka pipe, same broker,
-# same run; BENCH_N=20000 by default, results also in .dev/bench-latest.json. Then REST latency,
-# and the gateway read model's list cost in-process (no broker; .dev/bench-read-model.json).
+# Starts what its steps use (Kafka, LiveKit with Redis, PostgreSQL), then: service throughput
+# (worker + relay processes) as a ratio of a raw aiokafka pipe, same broker, same run (BENCH_N
+# 20000); REST latency with and without LiveKit; the read model's list cost in-process. Ends with
+# one table (bench/summary.py), everything in .dev/bench-latest.json; BENCH_RECORD=1 also appends
+# the headline figures to docs/performance.md.
 bench: $(STAMP)
 	@dev/kafka.sh start
+	@dev/livekit.sh start
+	@dev/postgres.sh start
+	@rm -f .dev/bench-*.json
 	@dev/kafka.sh as admin $(BIN)/python -m bench.throughput
 	@dev/kafka.sh as admin $(BIN)/python -m bench.latency
 	@$(BIN)/python -m bench.read_model
+	@$(BIN)/python -m bench.summary
 
 clean: stop
 	rm -rf .dev data

@@ -20,7 +20,8 @@ Every input is published before any clock starts. The timed windows:
   committed offsets covered every command (polled, ±0.2 s): the rest is the relay's tail.
 
 `ratio` is msgs/s over the raw pipe's msgs/s. `cpu` is the share of one core each process
-used during the window (from /proc). The table is also written to .dev/bench-latest.json.
+used during the window (from /proc). The table is also written to .dev/bench-throughput.json
+(`bench.summary` merges it into .dev/bench-latest.json).
 
 Environment: BENCH_N (20000), BENCH_TIMEOUT_S (per scenario, 150), BENCH_POSTGRES (`auto`: use
 TEST_POSTGRES_URL or the dev cluster of dev/postgres.sh when it answers; `0`: skip). The
@@ -64,7 +65,7 @@ from service.entrypoints.processes import start_process, stop_process
 from service.logs import configure_logging
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / ".dev" / "bench-latest.json"
+RESULTS = ROOT / ".dev" / "bench-throughput.json"
 PARTITIONS = 6
 _REJECTED = TrunkRejected.CE_TYPE.encode()
 RAW_REPEATS = 3
