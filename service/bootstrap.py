@@ -166,6 +166,7 @@ async def build(
         after_provider_call=_exit_now if settings.fault_exit_after_provider_call else lambda: None,
         passwords=password_keys(settings),
         accept_plaintext_passwords=settings.accept_plaintext_passwords,
+        digest_key=cipher.digest_key,
     )
     processor = CommandProcessor(lambda: SqlUnitOfWork(engine, cipher), services)
     return Container(settings, engine, cipher, services, processor, listing, tuple(closers))

@@ -6,6 +6,7 @@ Without ENCRYPTION_KEY a dev key is generated once into the data folder and reus
 
 from __future__ import annotations
 
+import hmac
 from pathlib import Path
 
 from cryptography.fernet import Fernet
@@ -14,10 +15,15 @@ from service.adapters.dev_secrets import dev_secret
 
 __all__ = ["PasswordCipher", "load_cipher"]
 
+_DIGEST_KEY_PURPOSE = b"sip-trunks processed-command digest v1"
+
 
 class PasswordCipher:
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
+        # The key of the processed commands' body digests (service_layer/handlers.py), derived
+        # from this one: kept with the passwords it protects, never stored.
+        self.digest_key = hmac.digest(key, _DIGEST_KEY_PURPOSE, "sha256")
 
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode("ascii")

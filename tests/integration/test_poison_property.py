@@ -187,6 +187,7 @@ class Rig:
             NoProvider(),
             MessageFactory(TOPICS, "/sip-trunk-service"),
             passwords=password_keys(Settings(data_dir=tmp)),  # random passwords: refused
+            digest_key=load_cipher(None, tmp).digest_key,
         )
         processor = CommandProcessor(
             lambda: SqlUnitOfWork(engine, load_cipher(None, tmp)), services

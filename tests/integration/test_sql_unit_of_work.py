@@ -155,6 +155,7 @@ async def test_one_batch_sees_its_own_writes(engine: AsyncEngine, tmp_path: Path
         NoProvider(),
         MessageFactory(Topics.with_prefix("t."), "/svc"),
         passwords=password_keys(Settings(data_dir=tmp_path)),
+        digest_key=cipher.digest_key,
     )
     await CommandProcessor(lambda: SqlUnitOfWork(engine, cipher), services).process(batch)  # type: ignore[arg-type]
     async with uow(engine, tmp_path) as u:

@@ -44,6 +44,7 @@ PASSWORD = "Plaintext-Pa55word"  # distinctive, so a leak is found by a byte sca
 START = datetime(2024, 1, 15, 9, 30, 0, tzinfo=UTC)
 # The worker's key pair in these tests: producers seal with SEAL_KEY (CONTRACT §4.2).
 SEAL_KEYS = PasswordKeys([bytes(range(32))])
+DIGEST_KEY = bytes(range(32, 64))  # keys the processed commands' body digests
 SEAL_KEY = SEAL_KEYS.public_key
 
 
@@ -252,6 +253,7 @@ class Harness:
             clock=self.clock,
             passwords=SEAL_KEYS,
             accept_plaintext_passwords=self.accept_plaintext_passwords,
+            digest_key=DIGEST_KEY,
         )
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 from service.service_layer.handlers import MonotonicClock, Services
 
@@ -33,8 +34,9 @@ def test_a_step_back_does_not_go_back_in_time() -> None:
 
 
 def test_services_get_a_monotonic_clock_each() -> None:
-    first = Services(provider=None, messages=None, passwords=None)  # type: ignore[arg-type]
-    second = Services(provider=None, messages=None, passwords=None)  # type: ignore[arg-type]
+    nothing: dict[str, Any] = {"provider": None, "messages": None, "passwords": None}
+    first = Services(**nothing, digest_key=b"")
+    second = Services(**nothing, digest_key=b"")
     assert isinstance(first.clock, MonotonicClock)
     assert first.clock is not second.clock
     readings = [first.clock() for _ in range(1000)]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import hmac
 import json
 from datetime import datetime
 from typing import Any
@@ -26,6 +28,7 @@ from service.service_layer.messages import OutgoingMessage
 from tests.unit.service.fakes import (
     CREATE,
     DELETE,
+    DIGEST_KEY,
     OTHER_TENANT,
     PASSWORD,
     SERVICE_SOURCE,
@@ -127,9 +130,12 @@ async def test_create_emits_trunk_created_and_state_and_records_the_command(h: H
     assert stored.authentication.password == PASSWORD
     record = h.db.processed[("/test", cmd.ce.id)]
     assert record.command_type == CREATE
-    # Of the body with the password opened: a retry seals it anew (test_passwords.py).
+    # Of the body with the password opened (a retry seals it anew: test_passwords.py), keyed:
+    # a bare hash would let a database reader test password guesses against it.
     opened = {**cmd.body, "authentication": {"username": "office_sip_user", "password": PASSWORD}}
-    assert record.body_sha256 == hashlib.sha256(canonical(opened)).hexdigest()
+    bare = hashlib.sha256(canonical(opened)).hexdigest()
+    assert record.body_sha256 == hmac.new(DIGEST_KEY, bare.encode(), "sha256").hexdigest()
+    assert record.body_sha256 != bare
     assert record.outcome == out[0]
     assert h.db.commits == 1
 
@@ -486,6 +492,24 @@ async def test_duplicate_with_reordered_json_keys_is_the_same_command(h: Harness
     assert len(again) == 1
     assert_same_event(again[0], first[0], repeat)
     assert again[0].header("ce_correlationid") == "a-later-request"
+    assert h.provider.ops() == ["create"]
+
+
+async def test_a_command_processed_before_digests_were_keyed_is_still_recognised(
+    h: Harness,
+) -> None:
+    """Rows written by an older worker hold the bare SHA-256 of the body until purged."""
+    trunk_id = uuid4()
+    cmd = create(trunk_id)
+    first = await h.run(cmd)
+    opened = {**cmd.body, "authentication": {"username": "office_sip_user", "password": PASSWORD}}
+    bare = hashlib.sha256(canonical(opened)).hexdigest()
+    key = (cmd.ce.source, cmd.ce.id)
+    h.db.processed[key] = dataclasses.replace(h.db.processed[key], body_sha256=bare)
+
+    again = await h.run(cmd)
+
+    assert_same_event(again[0], first[0], cmd)
     assert h.provider.ops() == ["create"]
 
 
