@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from sip_trunk_contracts.limits import MAX_ID_LENGTH
 
 from service.config import Settings
 from service.entrypoints.gateway.idp_keys import (
@@ -47,7 +48,6 @@ log = get_logger(__name__)
 REALM = "sip-trunks"
 # One answer for every refused token: why it was refused goes to the log, not to the caller.
 _INVALID = "the bearer token is not valid"
-MAX_TENANT_LENGTH = 255
 MAX_KID_LENGTH = 255  # a kid is logged when no key has it
 
 
@@ -157,9 +157,10 @@ class Authenticator:
         scope = claims.get(self._rules.scope, "")
         if not isinstance(subject, str) or not subject:
             raise _refused("`sub` is not a non-empty string")
-        if not isinstance(tenant, str) or not 0 < len(tenant) <= MAX_TENANT_LENGTH:
+        # As wide as a command's tenantId may be (the width the service stores).
+        if not isinstance(tenant, str) or not 0 < len(tenant) <= MAX_ID_LENGTH:
             raise _refused(
-                f"`{self._rules.tenant}` is not a string of 1-{MAX_TENANT_LENGTH} characters"
+                f"`{self._rules.tenant}` is not a string of 1-{MAX_ID_LENGTH} characters"
             )
         if isinstance(scope, str):
             return Caller(subject, tenant, frozenset(scope.split()))
