@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -88,6 +90,16 @@ def relay(engine: AsyncEngine, producer: AIOKafkaProducer, **options: Any) -> Ou
     return OutboxRelay(engine, producer, partial(restore_topics, settings), **options)
 
 
+@contextlib.asynccontextmanager
+async def started_producer() -> AsyncIterator[AIOKafkaProducer]:
+    producer = kafka_clients.producer(SETTINGS)
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()
+
+
 async def stage(engine: AsyncEngine, tmp_path: Path, rows: list[OutgoingMessage]) -> None:
     async with SqlUnitOfWork(engine, load_cipher(None, tmp_path)) as uow:
         await uow.outbox.add(rows)
@@ -103,14 +115,10 @@ async def unsent(engine: AsyncEngine) -> int:
 async def test_publishes_in_order_and_marks_sent(engine: AsyncEngine, tmp_path: Path) -> None:
     topic = await new_topic()
     await stage(engine, tmp_path, messages(topic, 25))
-    producer = kafka_clients.producer(SETTINGS)
-    await producer.start()
-    try:
+    async with started_producer() as producer:
         batched = relay(engine, producer, batch_size=10)
         assert [await batched.publish_pending() for _ in range(4)] == [10, 10, 5, 0]
         await batched.close()
-    finally:
-        await producer.stop()
     records = await read_all(topic, 25)
     assert [dict(r.headers)["ce_id"] for r in records] == [f"event-{i}".encode() for i in range(25)]
     assert records[-1].value is None  # a tombstone stays a tombstone
@@ -122,9 +130,7 @@ async def test_a_crash_before_marking_resends_the_same_events(
 ) -> None:
     topic = await new_topic()
     await stage(engine, tmp_path, messages(topic, 3))
-    producer = kafka_clients.producer(SETTINGS)
-    await producer.start()
-    try:
+    async with started_producer() as producer:
         crashing = relay(engine, producer)
 
         def crash(*_: object, **__: object) -> None:
@@ -139,8 +145,6 @@ async def test_a_crash_before_marking_resends_the_same_events(
         restarted = relay(engine, producer)
         assert await restarted.publish_pending() == 3
         await restarted.close()
-    finally:
-        await producer.stop()
     ids = [dict(r.headers)["ce_id"] for r in await read_all(topic, 6)]
     assert ids == [b"event-0", b"event-1", b"event-2"] * 2  # re-sent, same ce_ids, in order
     assert await unsent(engine) == 0
@@ -149,9 +153,7 @@ async def test_a_crash_before_marking_resends_the_same_events(
 async def test_one_relay_publishes_at_a_time(engine: AsyncEngine, tmp_path: Path) -> None:
     topic = await new_topic()
     await stage(engine, tmp_path, messages(topic, 4))
-    producer = kafka_clients.producer(SETTINGS)
-    await producer.start()
-    try:
+    async with started_producer() as producer:
         active, standby = relay(engine, producer), relay(engine, producer)
         assert await active.publish_pending() == 4
         await stage(engine, tmp_path, messages(topic, 2))
@@ -159,8 +161,6 @@ async def test_one_relay_publishes_at_a_time(engine: AsyncEngine, tmp_path: Path
         await active.close()
         assert await standby.publish_pending() == 2  # and handed over
         await standby.close()
-    finally:
-        await producer.stop()
 
 
 async def test_purge_keeps_what_is_still_needed(engine: AsyncEngine, tmp_path: Path) -> None:
@@ -198,15 +198,11 @@ async def test_an_own_topic_that_does_not_exist_is_created_and_published_to(
 ) -> None:
     settings = fresh_settings()
     await stage(engine, tmp_path, messages(settings.topics.events, 3))
-    producer = kafka_clients.producer(SETTINGS)
-    await producer.start()
-    try:
+    async with started_producer() as producer:
         own = relay(engine, producer, settings=settings)
         with capture_logs() as logs:
             assert await asyncio.wait_for(own.publish_pending(), 10) == 3
         await own.close()
-    finally:
-        await producer.stop()
     records = await read_all(settings.topics.events, 3, settings.kafka_partitions)
     assert [dict(r.headers)["ce_id"] for r in records] == [b"event-0", b"event-1", b"event-2"]
     assert await unsent(engine) == 0
@@ -221,20 +217,17 @@ async def test_an_own_topic_deleted_while_in_use_is_recreated(
     await ensure_topics(settings)
     key = str(uuid.uuid4())
     await stage(engine, tmp_path, messages(settings.topics.events, 2, key))
-    producer = kafka_clients.producer(SETTINGS)
-    await producer.start()
-    stop = asyncio.Event()
-    own = relay(engine, producer, settings=settings)
-    running = asyncio.create_task(own.run(stop))
-    try:
-        await wait_until_sent(engine)
-        await delete_topic(settings.topics.events)
-        await stage(engine, tmp_path, messages(settings.topics.events, 3, key))
-        await wait_until_sent(engine, within=5)  # not the producer's request timeout (15 s)
-    finally:
-        stop.set()
-        await running
-        await producer.stop()
+    async with started_producer() as producer:
+        stop = asyncio.Event()
+        running = asyncio.create_task(relay(engine, producer, settings=settings).run(stop))
+        try:
+            await wait_until_sent(engine)
+            await delete_topic(settings.topics.events)
+            await stage(engine, tmp_path, messages(settings.topics.events, 3, key))
+            await wait_until_sent(engine, within=5)  # not the producer's request timeout (15 s)
+        finally:
+            stop.set()
+            await running
     records = await read_all(settings.topics.events, 3, settings.kafka_partitions)
     assert [dict(r.headers)["ce_id"] for r in records] == [b"event-0", b"event-1", b"event-2"]
 
@@ -254,16 +247,12 @@ async def test_a_row_for_a_topic_of_no_known_deployment_is_parked_and_the_rest_p
         OutgoingMessage(own, key, (("ce_id", "event-2"),), None),
     ]
     await stage(engine, tmp_path, rows)
-    producer = kafka_clients.producer(SETTINGS)
-    await producer.start()
-    try:
+    async with started_producer() as producer:
         parking = relay(engine, producer, settings=settings)
         with capture_logs() as logs:
             assert await asyncio.wait_for(parking.publish_pending(), 10) == 5
             assert await parking.publish_pending() == 0
         await parking.close()
-    finally:
-        await producer.stop()
     records = await read_all(own, 3, settings.kafka_partitions)
     assert [dict(r.headers)["ce_id"] for r in records] == [b"event-0", b"event-1", b"event-2"]
     assert records[-1].value is None
