@@ -19,35 +19,37 @@ from service.adapters.kafka_topics import ensure_topics
 from service.bootstrap import build
 from service.config import Settings
 from tests.conftest import (
-    KAFKA_BOOTSTRAP,
     LIVEKIT_API_KEY,
     LIVEKIT_API_SECRET,
     LIVEKIT_URL,
     at_livekit,
 )
 from tests.e2e.stack import start_process, stop_process
-from tests.integration.kafka_stack import CREATE, DELETE, UPDATE, Client, running_service
+from tests.integration.kafka_stack import (
+    CREATE,
+    DELETE,
+    UPDATE,
+    Client,
+    isolated_settings,
+    running_service,
+)
 from tests.integration.tcp_proxy import TcpProxy
 
 PASSWORD = "LiveKit-pa55word"
 
 
 def settings_for(tmp: Path, **overrides: Any) -> Settings:
+    """`isolated_settings` (prefix `lk`) with the provider LiveKit, owner `test-<run>`."""
     run = uuid.uuid4().hex[:8]
-    values: dict[str, Any] = {
-        "kafka_bootstrap_servers": KAFKA_BOOTSTRAP,
-        "kafka_topic_prefix": f"lk-{run}.",
-        "kafka_consumer_group": f"lk-{run}",
-        "data_dir": tmp,
+    livekit: dict[str, Any] = {
         "provider": "livekit",
         "livekit_url": LIVEKIT_URL,
         "livekit_api_key": LIVEKIT_API_KEY,
         "livekit_api_secret": LIVEKIT_API_SECRET,
         "livekit_owner": f"test-{run}",
         "reconcile_interval_s": 0,
-        "log_format": "json",
     }
-    return Settings(**(values | overrides))
+    return isolated_settings(tmp, "lk", **(livekit | overrides))
 
 
 async def for_trunk(livekit: api.LiveKitAPI, trunk_id: str) -> list[api.SIPOutboundTrunkInfo]:
