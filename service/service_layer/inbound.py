@@ -44,9 +44,14 @@ class InboundCommand:
     trunk_id: UUID
     tenant_id: str | None
     body: dict[str, Any] = field(repr=False)  # holds the password of a create or update
-    body_sha256: str  # of the canonical JSON: the same body re-serialised is the same command
     model: AnyCommand | None = field(repr=False)  # None when the envelope is invalid: `errors`
     errors: tuple[FieldViolation, ...] = ()
+    # Of the canonical JSON: the same body re-serialised is the same command. Derived from
+    # `body`, so a copy with another body (`dataclasses.replace`) has its own.
+    body_sha256: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "body_sha256", hashlib.sha256(canonical(self.body)).hexdigest())
 
 
 def read_command(
@@ -72,8 +77,7 @@ def read_command(
             model = model_type.model_validate(body)
     except ValidationError as exc:
         errors = tuple(FieldViolation(e.pointer, e.message) for e in field_errors(exc))
-    digest = hashlib.sha256(canonical(body)).hexdigest()
-    return InboundCommand(ce, trunk_id, tenant_id, body, digest, model, errors)
+    return InboundCommand(ce, trunk_id, tenant_id, body, model, errors)
 
 
 def _tenant(value: object) -> tuple[str | None, tuple[FieldViolation, ...]]:

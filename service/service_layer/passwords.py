@@ -15,13 +15,11 @@ other bytes, and must still be the same command.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import replace
 from typing import Any
 
 from sip_trunk_contracts import MASKED_PASSWORD, CreateSipTrunk, UpdateSipTrunk, is_sealed
 from sip_trunk_contracts.limits import SEALED_PASSWORD_MAX_LENGTH
-from sip_trunk_contracts.strict_json import canonical
 
 from service.domain.errors import FieldViolation
 from service.service_layer.inbound import InboundCommand
@@ -60,10 +58,10 @@ def open_passwords(
     if opened is None:
         return _refused(cmd, _UNOPENED)
     body = _with_password(cmd.body, path, opened)
+    # InboundCommand derives body_sha256 from the body: the copy's is the opened body's.
     return replace(
         cmd,
         body=body,
-        body_sha256=hashlib.sha256(canonical(body)).hexdigest(),
         model=type(model).model_validate(body),  # the same envelope: it validated already
     )
 
