@@ -324,6 +324,19 @@ def trunk_fields(**overrides: Any) -> dict[str, Any]:
     return fields
 
 
+def addressed(
+    trunk_id: UUID, tenant: str | None, source: str, id: str | None, correlation_id: str | None
+) -> dict[str, Any]:
+    """The envelope arguments every test command has; a new correlation id unless given."""
+    return {
+        "trunk_id": trunk_id,
+        "tenant_id": tenant,
+        "source": source,
+        "command_id": id,
+        "correlation_id": correlation_id or f"corr-{uuid4()}",
+    }
+
+
 def create_command(
     trunk_id: UUID,
     tenant: str | None = TENANT,
@@ -335,12 +348,7 @@ def create_command(
 ) -> CommandEnvelope:
     """A create of `trunk_fields(**overrides)`, built as every producer builds one."""
     return CommandEnvelope.create(
-        sealed(trunk_fields(**overrides)),
-        trunk_id=trunk_id,
-        tenant_id=tenant,
-        source=source,
-        command_id=id,
-        correlation_id=correlation_id or f"corr-{uuid4()}",
+        sealed(trunk_fields(**overrides)), **addressed(trunk_id, tenant, source, id, correlation_id)
     )
 
 
@@ -365,12 +373,8 @@ def update(
     return received(
         CommandEnvelope.update(
             sealed(changes),
-            trunk_id=trunk_id,
-            tenant_id=tenant,
-            source=source,
             expected_version=expected_version,
-            command_id=id,
-            correlation_id=correlation_id or f"corr-{uuid4()}",
+            **addressed(trunk_id, tenant, source, id, correlation_id),
         )
     )
 
@@ -386,12 +390,8 @@ def delete(
 ) -> InboundCommand:
     return received(
         CommandEnvelope.delete(
-            trunk_id=trunk_id,
-            tenant_id=tenant,
-            source=source,
             expected_version=expected_version,
-            command_id=id,
-            correlation_id=correlation_id or f"corr-{uuid4()}",
+            **addressed(trunk_id, tenant, source, id, correlation_id),
         )
     )
 
