@@ -104,9 +104,7 @@ def acl_plan(topics: Topics, group: str, users: Mapping[str, str] | None = None)
 async def apply_acls(settings: Settings, acls: Iterable[Acl]) -> None:
     """Create `acls` (present ones are left as they are) as the settings' principal, which must
     be allowed to (a super user). Raises the broker's error of the first one refused."""
-    client = kafka_clients.client(settings)
-    await client.bootstrap()
-    try:
+    async with kafka_clients.connected_client(settings) as client:
         for acl in acls:
             request = CreateAclsRequest(
                 acl.resource, acl.name, _LITERAL, acl.principal, "*", acl.operation, _ALLOW
@@ -115,17 +113,13 @@ async def apply_acls(settings: Settings, acls: Iterable[Acl]) -> None:
             [(code, message)] = response.creation_responses
             if code:
                 raise for_code(code)(f"{acl}: {message}")
-    finally:
-        await client.close()
 
 
 async def describe_acls(settings: Settings, resources: Iterable[tuple[Resource, str]]) -> set[Acl]:
     """Every ALLOW ACL that applies to these resources (literal, prefixed or wildcard alike);
     a denied or other ACL raises, as the plan never makes one."""
-    client = kafka_clients.client(settings)
-    await client.bootstrap()
     found: set[Acl] = set()
-    try:
+    async with kafka_clients.connected_client(settings) as client:
         for resource, name in resources:
             request = DescribeAclsRequest(
                 resource, name, _MATCH, None, None, Operation.ANY, _ANY_PERMISSION
@@ -138,6 +132,4 @@ async def describe_acls(settings: Settings, resources: Iterable[tuple[Resource, 
                     if (pattern, host, permission) != (_LITERAL, "*", _ALLOW):
                         raise ValueError(f"unexpected ACL on {pattern_name}: {entries}")
                     found.add(Acl(principal, Resource(kind), pattern_name, Operation(operation)))
-    finally:
-        await client.close()
     return found

@@ -13,6 +13,8 @@ import hashlib
 import os
 import socket
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ __all__ = [
     "admin",
     "broker",
     "client",
+    "connected_client",
     "connection_options",
     "consumer",
     "producer",
@@ -105,9 +108,20 @@ def admin(settings: Settings) -> AIOKafkaAdminClient:
 
 
 def client(settings: Settings) -> AIOKafkaClient:
-    """A bare protocol client (bootstrap it, close it): for the requests no consumer makes,
-    such as fetching a partition's raw record batches (service/adapters/unreadable_records.py)."""
+    """A bare protocol client (`connected_client` bootstraps and closes it): for the requests
+    no consumer makes, such as fetching a partition's raw record batches or the ACL calls."""
     return AIOKafkaClient(**connection_options(settings), request_timeout_ms=_REQUEST_TIMEOUT_MS)
+
+
+@asynccontextmanager
+async def connected_client(settings: Settings) -> AsyncIterator[AIOKafkaClient]:
+    """A bare client (`client`), bootstrapped, closed on exit (a failed bootstrap included)."""
+    bare = client(settings)
+    try:
+        await bare.bootstrap()
+        yield bare
+    finally:
+        await bare.close()
 
 
 def broker(settings: Settings, **options: Any) -> KafkaBroker:

@@ -131,9 +131,7 @@ async def skip_unreadable(
 
 
 async def _fetch(settings: Settings, tp: TopicPartition, start: int) -> bytes:
-    client = kafka_clients.client(settings)
-    try:
-        await client.bootstrap()
+    async with kafka_clients.connected_client(settings) as client:
         cluster = await client.fetch_all_metadata()
         leader = cluster.leader_for_partition(tp)
         if leader is None or leader < 0:
@@ -146,8 +144,6 @@ async def _fetch(settings: Settings, tp: TopicPartition, start: int) -> bytes:
             [(tp.topic, [(tp.partition, start, _MAX_BYTES)])],
         )
         response = await client.send(leader, request)
-    finally:
-        await client.close()
     for _, partitions in response.topics:
         for _, error_code, _highwater, *part_data in partitions:
             if error_code:
