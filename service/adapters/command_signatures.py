@@ -37,7 +37,7 @@ from sip_trunk_contracts import CommandEnvelope
 from sip_trunk_contracts.sealing import base64_bytes
 
 from service.adapters.dev_secrets import dev_key
-from service.config import Settings, TrustedProducer
+from service.config import Settings
 from service.service_layer.inbound import InboundCommand
 
 __all__ = [
@@ -182,18 +182,16 @@ def command_signer(settings: Settings) -> CommandSigner:
 
 def producer_trust(settings: Settings) -> ProducerTrust:
     """The worker's trust: TRUSTED_PRODUCERS, or the dev key for the service's own sources."""
-    trusted = settings.trusted_producers
-    if trusted is None:
+    if settings.trusted_producers is None:
         dev_public = SigningKey(_dev_seed(settings)).verify_key
-        trusted = [
-            TrustedProducer(
-                public_key=_b64(bytes(dev_public)), sources=[*DEV_SOURCES], tenants=[ANY_TENANT]
+        producers = [_Producer(dev_public, frozenset(DEV_SOURCES), frozenset([ANY_TENANT]))]
+    else:
+        producers = [
+            _Producer(
+                VerifyKey(base64_bytes(p.public_key)), frozenset(p.sources), frozenset(p.tenants)
             )
+            for p in settings.trusted_producers
         ]
-    producers = [
-        _Producer(VerifyKey(base64_bytes(p.public_key)), frozenset(p.sources), frozenset(p.tenants))
-        for p in trusted
-    ]
     return ProducerTrust(
         producers,
         require_signature=settings.require_signed_commands,
