@@ -11,7 +11,7 @@ from urllib.parse import SplitResult, urlsplit
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sip_trunk_contracts import Topics
-from sip_trunk_contracts.sealing import base64_bytes, key_bytes
+from sip_trunk_contracts.sealing import KEY_BYTES, base64_bytes, key_bytes
 
 __all__ = ["MIN_HS256_SECRET_BYTES", "Settings", "TrustedProducer"]
 
@@ -31,7 +31,7 @@ class TrustedProducer(BaseModel):
     @field_validator("public_key")
     @classmethod
     def _ed25519_key(cls, value: str) -> str:
-        if len(_base64_or_empty(value)) != 32:
+        if not _is_32_bytes_base64(value):
             raise ValueError("an Ed25519 public key is 32 bytes (base64)")
         return value
 
@@ -181,7 +181,7 @@ class Settings(BaseSettings):
     @field_validator("command_signing_key")
     @classmethod
     def _ed25519_seed(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(_base64_or_empty(value.get_secret_value())) != 32:
+        if value is not None and not _is_32_bytes_base64(value.get_secret_value()):
             raise ValueError("COMMAND_SIGNING_KEY must be an Ed25519 seed: 32 bytes, base64")
         return value
 
@@ -275,12 +275,12 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'sip_trunks.sqlite3').resolve()}"
 
 
-def _base64_or_empty(text: str) -> bytes:
-    """The bytes of base64 text; none when it is not base64 (for a check of the length)."""
+def _is_32_bytes_base64(text: str) -> bool:
+    """`text` is base64 of 32 bytes: an Ed25519 key or seed (KEY_BYTES, as an X25519 key)."""
     try:
-        return base64_bytes(text)
+        return len(base64_bytes(text)) == KEY_BYTES
     except ValueError:
-        return b""
+        return False
 
 
 def _loopback(url: SplitResult) -> bool:
