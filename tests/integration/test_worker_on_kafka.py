@@ -15,10 +15,13 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from service.adapters import kafka_clients
 from service.adapters.database import create_engine
 from service.adapters.encryption import load_cipher
 from service.adapters.sql_unit_of_work import SqlUnitOfWork
+from service.config import Settings
 from tests.integration.conftest import BACKENDS, NewDatabase, database_url_for
 from tests.integration.kafka_stack import (
     CREATE,
@@ -283,6 +286,37 @@ async def test_state_topic_holds_snapshot_then_tombstone(service: Client) -> Non
     assert deleted["body"] == {"trunkId": trunk["id"], "tenantId": "acme", "version": 3}
     records = await state.wait_for(lambda r: r.key.decode() == trunk["id"], count=3)
     assert records[-1].value is None
+
+
+async def cleanup_policies(settings: Settings, names: list[str]) -> dict[str, str]:
+    """Each topic's `cleanup.policy`, as the broker reports it."""
+    admin = kafka_clients.admin(settings)
+    await admin.start()
+    try:
+        described = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+        )
+    finally:
+        await admin.close()
+    return {
+        resource["resource_name"]: entry["config_value"]
+        for response in described
+        for resource in response.to_object()["resources"]
+        for entry in resource["config_entries"]
+        if entry["config_names"] == "cleanup.policy"
+    }
+
+
+async def test_state_topic_is_compacted_and_the_others_keep_every_record(service: Client) -> None:
+    """CONTRACT §3: the state topic is compacted (the latest snapshot per trunk stays); the
+    commands, events and the DLT are not (compacting them would lose records of a trunk)."""
+    topics = service.topics
+    policies = await cleanup_policies(
+        service.settings, [topics.commands, topics.events, topics.state, topics.dlt]
+    )
+    assert policies[topics.state] == "compact"
+    for name in (topics.commands, topics.events, topics.dlt):
+        assert "compact" not in policies[name], name
 
 
 async def test_system_trunk_is_announced_on_the_state_topic(service: Client) -> None:
