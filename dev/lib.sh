@@ -15,14 +15,23 @@ die() { printf '\033[1;31m  ✗\033[0m %s\n' "$*" >&2; exit 1; }
 
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
-# wait_port HOST PORT SECONDS WHAT LOGFILE
-wait_port() {
-  local host=$1 port=$2 limit=$3 what=$4 log=${5:-} i
+# poll SECONDS WHAT CMD...: run CMD every 0.2 s until it succeeds (status 0) or SECONDS have
+# passed (status 1); unless WHAT is empty, a "still waiting for WHAT" line every 5 s.
+poll() {
+  local limit=$1 what=$2 i
+  shift 2
   for ((i = 0; i < limit * 5; i++)); do
-    port_open "$host" "$port" && { ok "$what is accepting connections on $host:$port"; return 0; }
-    ((i % 25 == 24)) && printf '    still waiting for %s (%ss)\n' "$what" $((i / 5 + 1)) >&2
+    "$@" && return 0
+    [ -n "$what" ] && ((i % 25 == 24)) && printf '    still waiting for %s (%ss)\n' "$what" $((i / 5 + 1)) >&2
     sleep 0.2
   done
+  return 1
+}
+
+# wait_port HOST PORT SECONDS WHAT LOGFILE
+wait_port() {
+  local host=$1 port=$2 limit=$3 what=$4 log=${5:-}
+  poll "$limit" "$what" port_open "$host" "$port" && { ok "$what is accepting connections on $host:$port"; return 0; }
   [ -n "$log" ] && tail -n 30 "$log" >&2
   die "$what did not open $host:$port within ${limit}s"
 }

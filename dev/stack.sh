@@ -29,28 +29,25 @@ KAFKA="$ROOT/dev/kafka.sh"
 
 # wait_log FILE PATTERN SECONDS WHAT
 wait_log() {
-  local i
-  for ((i = 0; i < $3 * 5; i++)); do
-    grep -q "$2" "$1" 2>/dev/null && { ok "$4"; return 0; }
-    sleep 0.2
-  done
+  poll "$3" "" grep -qs "$2" "$1" && { ok "$4"; return 0; }
   tail -n 30 "$1" >&2
   die "$4: not ready after $3 s (log: $1)"
 }
 
-# wait_ready URL SECONDS WHAT: until URL answers 200 (the gateway's read model has caught up).
-wait_ready() {
-  local i
-  for ((i = 0; i < $2 * 5; i++)); do
-    "$ROOT/.venv/bin/python" - "$1" <<'PY' && { ok "$3 is ready at ${1%/readyz}"; return 0; }
+# http_200 URL: URL answers 200.
+http_200() {
+  "$ROOT/.venv/bin/python" - "$1" <<'PY'
 import sys, urllib.request
 try:
     sys.exit(0 if urllib.request.urlopen(sys.argv[1], timeout=1).status == 200 else 1)
 except Exception:
     sys.exit(1)
 PY
-    sleep 0.2
-  done
+}
+
+# wait_ready URL SECONDS WHAT: until URL answers 200 (the gateway's read model has caught up).
+wait_ready() {
+  poll "$2" "" http_200 "$1" && { ok "$3 is ready at ${1%/readyz}"; return 0; }
   tail -n 30 "$LOGS/gateway.log" >&2
   die "$3: not ready after $2 s (log: $LOGS/gateway.log)"
 }
