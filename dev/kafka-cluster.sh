@@ -102,7 +102,7 @@ start() {
 
 # TERM every node at once, then wait for each (KILL after 30 s): a clean shutdown in parallel.
 stop() {
-  local n pid i pids=()
+  local n pid pids=()
   for n in "${NODES[@]}"; do
     if pid_alive "$(pidfile "$n")"; then
       pid=$(cat "$(pidfile "$n")")
@@ -114,8 +114,7 @@ stop() {
   done
   for entry in "${pids[@]}"; do
     n=${entry%%:*} pid=${entry#*:}
-    for ((i = 0; i < 150; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+    reap "$pid" 30
     rm -f "$(pidfile "$n")"
     ok "Kafka node $n stopped"
   done

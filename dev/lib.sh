@@ -38,14 +38,20 @@ wait_port() {
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
+pid_gone() { ! kill -0 "$1" 2>/dev/null; }
+
+# reap PID SECONDS: wait for PID (sent TERM) to exit; KILL it after SECONDS.
+reap() {
+  poll "$2" "" pid_gone "$1" || kill -9 "$1" 2>/dev/null || true
+}
+
 # stop_pid PIDFILE WHAT: TERM, then KILL after 20 s.
 stop_pid() {
-  local pidfile=$1 what=$2 pid i
+  local pidfile=$1 what=$2 pid
   pid_alive "$pidfile" || { rm -f "$pidfile"; return 0; }
   pid=$(cat "$pidfile")
   kill "$pid" 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-  kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+  reap "$pid" 20
   rm -f "$pidfile"
   ok "$what stopped"
 }
