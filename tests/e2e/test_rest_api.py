@@ -12,8 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from aiokafka import TopicPartition
+from sip_trunk_contracts import Topics
 
+from service.adapters import kafka_clients
+from service.config import Settings
 from service.entrypoints.gateway.tokens import READ_SCOPE
+from tests.conftest import KAFKA_BOOTSTRAP
 from tests.e2e.conftest import SYSTEM_TRUNK_ID
 from tests.e2e.stack import Stack, free_port, start_process, stop_process, wait_ready
 
@@ -127,6 +132,65 @@ async def test_auth_errors(stack: Stack) -> None:
         problem(
             await anonymous.post(BASE, json=trunk_body(), headers=reader), 403, "insufficient_scope"
         )
+
+
+async def commands_on_kafka(stack: Stack) -> list[bytes]:
+    """Every command value the stack's commands topic holds so far."""
+    topic = Topics.with_prefix(stack.env["KAFKA_TOPIC_PREFIX"]).commands
+    settings = Settings(kafka_bootstrap_servers=KAFKA_BOOTSTRAP)
+    producer = kafka_clients.producer(settings)  # (a consumer's metadata lacks partitions)
+    await producer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(await producer.partitions_for(topic))]
+    finally:
+        await producer.stop()
+    consumer = kafka_clients.consumer(settings, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        values: list[bytes] = []
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            batch = await consumer.getmany(*tps, timeout_ms=500)
+            values += [r.value or b"" for records in batch.values() for r in records]
+        return values
+    finally:
+        await consumer.stop()
+
+
+async def test_bodies_not_strict_json_or_too_deep_are_400_and_never_reach_kafka(
+    stack: Stack,
+) -> None:
+    """CONTRACT §4.1: NaN, Infinity, a lone surrogate or nesting deeper than 32 levels in a
+    POST or PATCH body is `400 malformed_request`, and no command of it is put on Kafka."""
+    refused, accepted = f"refused-{uuid.uuid4().hex[:12]}", f"accepted-{uuid.uuid4().hex[:12]}"
+
+    def body(name: str = f'"{refused}"', port: str = "5060", advanced: str = "{}") -> bytes:
+        """A valid trunk's JSON text but for the one value given as it is."""
+        gateway = f'{{"ipOrDomain": "sip.example.com", "name": "gw", "port": {port}}}'
+        return f'{{"name": {name}, "gateways": [{gateway}], "advanced": {advanced}}}'.encode()
+
+    bodies = {
+        "NaN": body(port="NaN"),
+        "Infinity": body(port="Infinity"),
+        "lone surrogate": body(name=f'"{refused}\\ud800"'),
+        "33 deep": body(advanced=f'{{"headers": {"[" * 33 + "]" * 33}}}'),
+    }
+    json_header = {"Content-Type": "application/json"}
+    async with stack.client() as api:
+        url = f"{BASE}/{(await create(api))['id']}"
+        for name, content in bodies.items():
+            for response in (
+                await api.post(BASE, content=content, headers=json_header),
+                await api.patch(url, content=content, headers=json_header),
+            ):
+                assert response.status_code == 400, (name, response.request.method, response.text)
+                problem(response, 400, "malformed_request")
+        await create(api, name=accepted)  # after the refused ones, through the same gateway
+    commands = await commands_on_kafka(stack)
+    assert any(accepted.encode() in value for value in commands)  # the search sees commands
+    assert [value for value in commands if refused.encode() in value] == []
 
 
 async def test_request_errors(stack: Stack) -> None:
