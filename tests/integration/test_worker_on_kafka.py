@@ -185,6 +185,24 @@ async def test_duplicate_command_gets_the_original_outcome_applied_once(service:
     assert reused["body"]["reason"] == "idempotency_key_reused"
 
 
+async def test_the_same_id_from_another_source_is_another_command(service: Client) -> None:
+    """CONTRACT §3: a duplicate is the same `ce_source` + `ce_id`; the same `ce_id` from
+    another producer is applied as a command of its own (in the real database's key too)."""
+    trunk = (await created(service))["trunk"]
+    body = {"trunkId": trunk["id"], "tenantId": "acme", "changes": {"name": "From A"}}
+    command_id = str(uuid.uuid4())
+    first = await service.request(UPDATE, body, command_id=command_id, source="/producer-a")
+    other = await service.request(
+        UPDATE, {**body, "changes": {"name": "From B"}}, command_id=command_id, source="/producer-b"
+    )
+    assert (
+        first["headers"]["ce_type"] == other["headers"]["ce_type"] == "sip_trunks.TrunkUpdated.v1"
+    )
+    assert (first["body"]["version"], other["body"]["version"]) == (2, 3)
+    assert other["body"]["trunk"]["name"] == "From B"
+    assert other["headers"]["ce_id"] != first["headers"]["ce_id"]
+
+
 async def test_garbage_goes_to_dlt_and_the_next_command_is_processed(service: Client) -> None:
     marker = uuid.uuid4().hex
     garbage = b"\xff\xfegarbage " + PASSWORD.encode()
