@@ -55,6 +55,13 @@ def database_url_for(backend: str, tmp: Path, postgres: str) -> str:
     return f"sqlite+aiosqlite:///{tmp / 'test.sqlite3'}" if backend == "sqlite" else postgres
 
 
+async def new_database_for(backend: str, tmp: Path, new_postgres_database: NewDatabase) -> str:
+    """A fresh database of `backend`: a SQLite file in `tmp`, or a new PostgreSQL database
+    (made only for that backend)."""
+    postgres = await new_postgres_database() if backend == "postgresql" else ""
+    return database_url_for(backend, tmp, postgres)
+
+
 @pytest_asyncio.fixture(params=BACKENDS)
 async def engine(
     request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str

@@ -18,7 +18,7 @@ from service.adapters.database import create_engine
 from service.adapters.encryption import load_cipher
 from service.adapters.sql_unit_of_work import SqlUnitOfWork
 from service.config import Settings
-from tests.integration.conftest import BACKENDS, NewDatabase, database_url_for
+from tests.integration.conftest import BACKENDS, NewDatabase, new_database_for
 from tests.integration.kafka_stack import CREATE, Client, isolated_settings, running_service
 
 OLD, NEW, STRANGER = PrivateKey.generate(), PrivateKey.generate(), PrivateKey.generate()
@@ -64,7 +64,7 @@ def assert_refused_at_the_password(event: dict[str, Any], password: str) -> None
 async def settings_for(
     backend: str, tmp: Path, new_postgres_database: NewDatabase, **more: Any
 ) -> Settings:
-    url = database_url_for(backend, tmp, await new_postgres_database())
+    url = await new_database_for(backend, tmp, new_postgres_database)
     return isolated_settings(tmp, "sealed", database_url=url, **more)
 
 

@@ -22,7 +22,7 @@ from service.adapters.database import create_engine
 from service.adapters.encryption import load_cipher
 from service.adapters.sql_unit_of_work import SqlUnitOfWork
 from service.config import Settings
-from tests.integration.conftest import BACKENDS, NewDatabase, database_url_for
+from tests.integration.conftest import BACKENDS, NewDatabase, new_database_for
 from tests.integration.kafka_stack import (
     CREATE,
     DELETE,
@@ -51,7 +51,7 @@ async def service(
     )
     settings = isolated_settings(
         tmp,
-        database_url=database_url_for(request.param, tmp, await new_postgres_database()),
+        database_url=await new_database_for(request.param, tmp, new_postgres_database),
         system_trunks_file=system_file,
     )
     async with running_service(settings) as client:
