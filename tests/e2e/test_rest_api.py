@@ -12,15 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import TopicPartition
 from sip_trunk_contracts import Topics
 
-from service.adapters import kafka_clients
-from service.config import Settings
 from service.entrypoints.gateway.tokens import READ_SCOPE
-from tests.conftest import KAFKA_BOOTSTRAP
 from tests.e2e.conftest import SYSTEM_TRUNK_ID
 from tests.e2e.stack import Stack, free_port, start_process, stop_process, wait_ready
+from tests.integration.kafka_stack import every_message
 
 BASE = "/api/v1/sip-trunks"
 PASSWORD = "E2e-Secret-pass"
@@ -134,31 +131,6 @@ async def test_auth_errors(stack: Stack) -> None:
         )
 
 
-async def commands_on_kafka(stack: Stack) -> list[bytes]:
-    """Every command value the stack's commands topic holds so far."""
-    topic = Topics.with_prefix(stack.env["KAFKA_TOPIC_PREFIX"]).commands
-    settings = Settings(kafka_bootstrap_servers=KAFKA_BOOTSTRAP)
-    producer = kafka_clients.producer(settings)  # (a consumer's metadata lacks partitions)
-    await producer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(await producer.partitions_for(topic))]
-    finally:
-        await producer.stop()
-    consumer = kafka_clients.consumer(settings, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        values: list[bytes] = []
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            batch = await consumer.getmany(*tps, timeout_ms=500)
-            values += [r.value or b"" for records in batch.values() for r in records]
-        return values
-    finally:
-        await consumer.stop()
-
-
 async def test_bodies_not_strict_json_or_too_deep_are_400_and_never_reach_kafka(
     stack: Stack,
 ) -> None:
@@ -188,7 +160,8 @@ async def test_bodies_not_strict_json_or_too_deep_are_400_and_never_reach_kafka(
                 assert response.status_code == 400, (name, response.request.method, response.text)
                 problem(response, 400, "malformed_request")
         await create(api, name=accepted)  # after the refused ones, through the same gateway
-    commands = await commands_on_kafka(stack)
+    topics = Topics.with_prefix(stack.env["KAFKA_TOPIC_PREFIX"])
+    commands = [m.raw for m in await every_message(topics) if m.topic == topics.commands]
     assert any(accepted.encode() in value for value in commands)  # the search sees commands
     assert [value for value in commands if refused.encode() in value] == []
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from sip_trunk_contracts import seal_fields
+from sip_trunk_contracts import Topics, seal_fields
 
 from service import bootstrap
 from service.adapters.kafka_clients import connection_options
@@ -31,6 +31,8 @@ from tests.conftest import KAFKA_BOOTSTRAP
 CREATE = "sip_trunks.CreateSipTrunk.v1"
 UPDATE = "sip_trunks.UpdateSipTrunk.v1"
 DELETE = "sip_trunks.DeleteSipTrunk.v1"
+# What an outside client needs to reach the test broker (its address, and SASL when it has it).
+KAFKA = connection_options(Settings(kafka_bootstrap_servers=KAFKA_BOOTSTRAP))
 
 
 def isolated_settings(tmp: Path, prefix: str = "test", **settings: Any) -> Settings:
@@ -211,3 +213,41 @@ async def running_service(settings: Settings) -> AsyncIterator[Client]:
         stop.set()
         await client.stop()
         await asyncio.gather(*tasks)
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    headers: dict[str, bytes]
+    raw: bytes  # key, value and headers
+
+
+async def every_message(topics: Topics) -> list[Message]:
+    """Every message of every topic of the deployment, read from the start to the end."""
+    names = [topics.commands, topics.events, topics.state, topics.dlt]
+    metadata = AIOKafkaProducer(**KAFKA)  # waits for partitions
+    consumer = AIOKafkaConsumer(**KAFKA, enable_auto_commit=False)
+    await metadata.start()
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(name, p) for name in names for p in await metadata.partitions_for(name)
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        found: list[Message] = []
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for r in records:
+                    headers = {k: v or b"" for k, v in r.headers}
+                    parts = [
+                        r.key or b"",
+                        r.value or b"",
+                        *(k.encode() + v for k, v in headers.items()),
+                    ]
+                    found.append(Message(r.topic, headers, b"\n".join(parts)))
+        return found
+    finally:
+        await consumer.stop()
+        await metadata.stop()

@@ -16,30 +16,26 @@ import json
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from sip_trunk_contracts import CloudEventHeaders, CreateSipTrunk, Topics
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from service.adapters.kafka_clients import connection_options
-from service.config import Settings
 from service.entrypoints.processes import Stack, running_stack
 from tests.conftest import KAFKA_BOOTSTRAP
 from tests.integration.conftest import BACKENDS, NewDatabase
+from tests.integration.kafka_stack import KAFKA, Message, every_message
 
 pytestmark = pytest.mark.timeout(300)
 
 BASE = "/api/v1/sip-trunks"
 RUN = uuid.uuid4().hex[:10]
-# What an outside client needs to reach the test broker (its address, and SASL when it has it).
-KAFKA = connection_options(Settings(kafka_bootstrap_servers=KAFKA_BOOTSTRAP))
 
 
 def secrets(*names: str) -> dict[str, str]:
@@ -169,44 +165,6 @@ async def raw_producer(topic: str) -> dict[str, str]:
 
 
 # --- where passwords could be ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Message:
-    topic: str
-    headers: dict[str, bytes]
-    raw: bytes  # key, value and headers
-
-
-async def every_message(topics: Topics) -> list[Message]:
-    """Every message of every topic of the deployment, read from the start to the end."""
-    names = [topics.commands, topics.events, topics.state, topics.dlt]
-    metadata = AIOKafkaProducer(**KAFKA)  # waits for partitions
-    consumer = AIOKafkaConsumer(**KAFKA, enable_auto_commit=False)
-    await metadata.start()
-    await consumer.start()
-    try:
-        partitions = [
-            TopicPartition(name, p) for name in names for p in await metadata.partitions_for(name)
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        found: list[Message] = []
-        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
-            for records in (await consumer.getmany(timeout_ms=1000)).values():
-                for r in records:
-                    headers = {k: v or b"" for k, v in r.headers}
-                    parts = [
-                        r.key or b"",
-                        r.value or b"",
-                        *(k.encode() + v for k, v in headers.items()),
-                    ]
-                    found.append(Message(r.topic, headers, b"\n".join(parts)))
-        return found
-    finally:
-        await consumer.stop()
-        await metadata.stop()
 
 
 async def once_answered(topics: Topics, ids: dict[str, str]) -> list[Message]:
