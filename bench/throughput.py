@@ -69,7 +69,7 @@ RESULTS = ROOT / ".dev" / "bench-throughput.json"
 PARTITIONS = 6
 _REJECTED = TrunkRejected.CE_TYPE.encode()
 RAW_REPEATS = 3
-DEV_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:55432/sip_trunks"
+DEV_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:15432/sip_trunks"
 # Variables the bench sets for the service processes; the rest of the environment passes through.
 SERVICE_ENV = (
     "KAFKA_TOPIC_PREFIX",

@@ -4,7 +4,8 @@
 # Set DATABASE_URL_POSTGRES or TEST_POSTGRES_URL to use another server instead: start then does nothing.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PG_PORT="${DEV_POSTGRES_PORT:-55432}"
+# Below the kernel's ephemeral range (32768-60999): a client's source port can never hold it.
+PG_PORT="${DEV_POSTGRES_PORT:-15432}"
 PG_DB=sip_trunks
 DIR="$STATE/postgres"
 DATA="$DIR/data"

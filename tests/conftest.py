@@ -19,7 +19,7 @@ from livekit import api
 
 KAFKA_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 POSTGRES_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:55432/sip_trunks"
+    "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:15432/sip_trunks"
 )
 LIVEKIT_URL = os.environ.get("LIVEKIT_URL", "http://127.0.0.1:7880")
 LIVEKIT_API_KEY = os.environ.get("LIVEKIT_API_KEY", "devkey")

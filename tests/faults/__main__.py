@@ -1,7 +1,7 @@
 """`python -m tests.faults` (`make faults`): the fault suite against real components.
 
 Starts the 3-node Kafka cluster (dev/kafka-cluster.sh) and a private PostgreSQL cluster
-(dev/postgres.sh on .dev/faults/, port FAULTS_POSTGRES_PORT=55442); the dev LiveKit server must
+(dev/postgres.sh on .dev/faults/, port FAULTS_POSTGRES_PORT=15442); the dev LiveKit server must
 be up (`make faults` starts it). Runs the scenarios, prints one table, exits 1 on any violation.
 
 Environment: FAULTS_COMMANDS (minimum commands over all scenarios, 10000), FAULTS_SCENARIOS

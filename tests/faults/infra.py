@@ -107,7 +107,7 @@ class PrivatePostgres:
     """dev/postgres.sh on a private state folder and port: stopping it harms no other test."""
 
     log: Path
-    port: int = int(os.environ.get("FAULTS_POSTGRES_PORT", "55442"))
+    port: int = int(os.environ.get("FAULTS_POSTGRES_PORT", "15442"))
 
     @property
     def env(self) -> dict[str, str]:
