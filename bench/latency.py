@@ -6,7 +6,9 @@ then sends BENCH_LATENCY_N (1000) sequential PATCHes that each change the name (
 goes through Kafka, the worker, LiveKit, the database, the relay and back), then as many GETs
 (served from the read model). It does so twice in one run, with PROVIDER=livekit (the dev
 livekit-server) and PROVIDER=none, so the difference is what keeping LiveKit in step costs a
-command. Reports p50/p90/p99/max in milliseconds; also written to .dev/bench-latency.json.
+command. Before them, the floor: a raw Kafka request-reply round trip on the same broker with
+messages of the same sizes (`bench/request_reply.py`), so each PATCH row is also given as a ratio
+to it. Reports p50/p90/p99/max in milliseconds; also written to .dev/bench-latency.json.
 An unreachable LiveKit or a refused request ends the step with one line saying which.
 """
 
@@ -25,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from bench import request_reply
 from service.config import Settings
 from service.entrypoints.processes import running_stack
 
@@ -88,24 +91,32 @@ async def measure(provider: str, n: int, bootstrap: str) -> dict[str, Any]:
     return {"patch_ms": summary(patches), "get_ms": summary(gets)}
 
 
+def print_row(label: str, s: dict[str, float], ratio: str = "") -> None:
+    print(
+        f"{label:22}{s['n']:>6}{s['p50']:>9.1f}{s['p90']:>9.1f}{s['p99']:>9.1f}{s['max']:>9.1f}"
+        f"  {ratio}"
+    )
+
+
 async def main() -> None:
     n = int(os.environ.get("BENCH_LATENCY_N", "1000"))
     settings = Settings()  # validated, as the service reads it
     await require_livekit(settings.livekit_url)
     bootstrap = settings.kafka_bootstrap_servers
+    floor = summary(await request_reply.measure(settings, n))
     rows = {provider: await measure(provider, n, bootstrap) for provider in ("livekit", "none")}
     print(f"REST latency on the dev stack (loopback, {os.cpu_count()} cores, SQLite), ms:")
-    print(f"{'':18}{'n':>6}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}")
+    print(f"{'':22}{'n':>6}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}  ratio p50 / p99")
+    print_row("raw Kafka round trip", floor)
     for provider, row in rows.items():
-        for name in ("patch_ms", "get_ms"):
-            s = row[name]
-            label = f"{name[:-3].upper()} {provider}"
-            print(
-                f"{label:18}{s['n']:>6}{s['p50']:>9.1f}{s['p90']:>9.1f}{s['p99']:>9.1f}{s['max']:>9.1f}"
-            )
+        patch = row["patch_ms"]
+        print_row(f"PATCH {provider}", patch, f"{patch['p50'] / floor['p50']:.2f} / "
+                  f"{patch['p99'] / floor['p99']:.2f}")  # fmt: skip
+        print_row(f"GET {provider}", row["get_ms"])
     cost = rows["livekit"]["patch_ms"]["p50"] - rows["none"]["patch_ms"]["p50"]
     print(f"LiveKit's cost per command (PATCH p50, livekit - none): {cost:.1f} ms")
     result = {
+        "floor_ms": floor,
         "rows": rows,
         "livekit_cost_p50_ms": cost,
         "machine": {"cores": os.cpu_count(), "python": platform.python_version()},

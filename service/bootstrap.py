@@ -212,7 +212,9 @@ async def relay(settings: Settings, *, until: asyncio.Event) -> AsyncIterator[Ou
     """The outbox relay, its database migrated (it may start before the worker, or during an
     outage: it then waits for the database until `until` is set) and its producer started."""
     engine = create_engine(settings.resolved_database_url)
-    producer = kafka_clients.producer(settings)
+    # No linger: the relay sends what it read at once, so a batch forms without waiting, and a
+    # lone event leaves now (linger 2 ms added 2 ms to every PATCH on the latency bench).
+    producer = kafka_clients.producer(settings, linger_ms=0)
     try:
         await migrate(engine, until=until)
         await producer.start()

@@ -15,11 +15,8 @@ sent keeps its order on its topic.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 from collections.abc import Awaitable, Callable, Sequence, Set
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -28,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.adapters.database import READ_ONLY
 from service.adapters.leases import lease_for
+from service.adapters.outbox_wakeup import sleep_or_stop, wakeup_for
 from service.adapters.schema import outbox, outbox_parked, processed_commands
 from service.logs import get_logger
 from service.service_layer.messages import kafka_headers
@@ -63,9 +61,8 @@ class OutboxRelay:
         self._restore_topics = restore_topics
         self._present: set[str] = set()  # topics seen in the cluster since the last failure
         self._batch_size = batch_size
-        self._poll_interval_s = poll_interval_s
         self._processed_retention = processed_retention
-        self._idle = _idle_wait(engine, poll_interval_s)
+        self._wakeup = wakeup_for(engine, poll_interval_s)
         self._lease = lease_for(engine, "relay")
 
     async def publish_pending(self) -> int:
@@ -194,57 +191,17 @@ class OutboxRelay:
                         next_purge = loop.time() + _PURGE_EVERY_S
                 except Exception as exc:  # Kafka or database hiccup: keep the rows, retry soon
                     log.warning("relay.publish_failed", error=f"{type(exc).__name__}: {exc}")
-                    await _sleep_or_stop(stop, 1.0)
+                    await sleep_or_stop(stop, 1.0)
                     continue
                 if sent:
                     log.debug("relay.published", count=sent)
                 else:
-                    await self._idle(stop)
+                    await self._wakeup.wait(stop)
         finally:
             await self.close()
         log.info("relay.stopped")
 
     async def close(self) -> None:
         """Give up the lease: a standby relay may take over."""
+        await self._wakeup.close()
         await self._lease.release()
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
-
-
-IdleWait = Callable[[asyncio.Event], Awaitable[None]]
-
-
-def _idle_wait(engine: AsyncEngine, poll_interval_s: float) -> IdleWait:
-    """How an idle relay waits for new rows.
-
-    SQLite: watch the database files (a commit grows the write-ahead log) with a cheap `stat`
-    every 2 ms and query only when they changed, so a new event leaves within milliseconds
-    without a query 50 times a second; at most `poll_interval_s * 50` apart regardless.
-    Elsewhere: poll every `poll_interval_s`.
-    """
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database:
-        return lambda stop: _sleep_or_stop(stop, poll_interval_s)
-    files = [Path(database), Path(database + "-wal")]
-
-    def stamp() -> tuple[tuple[int, int], ...]:
-        return tuple(
-            (st.st_size, st.st_mtime_ns) for st in (os.stat(f) for f in files if f.exists())
-        )
-
-    last = stamp()
-
-    async def wait(stop: asyncio.Event) -> None:
-        nonlocal last
-        deadline = asyncio.get_running_loop().time() + poll_interval_s * 50
-        while not stop.is_set() and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.002)
-            now = stamp()
-            if now != last:
-                last = now
-                return
-
-    return wait

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -189,10 +190,17 @@ def create_worker_app(graph: WorkerGraph, failed: asyncio.Event | None = None) -
                 log.exception("batch.unreadable_retry")
             await asyncio.sleep(_PAUSE_S)
 
-    poll = subscriber.get_msg
+    async def poll(consumer: AIOKafkaConsumer) -> tuple[Record, ...]:
+        # Not FastStream's batch poll: after an empty poll it sleeps batch_timeout_ms more, so
+        # a command reaching an idle worker waited up to that long. `getmany` returns as soon
+        # as a record arrives; its timeout only bounds how long an idle poll waits.
+        batches = await consumer.getmany(
+            timeout_ms=settings.worker_batch_timeout_ms, max_records=settings.worker_batch_size
+        )
+        return tuple(chain.from_iterable(batches.values()))
 
     async def supervised_poll(consumer: AIOKafkaConsumer) -> tuple[Record, ...]:
-        """FastStream's poll, with what it would not survive handled here (see module doc)."""
+        """The poll, with what it would not survive handled here (see module doc)."""
         if failed.is_set():  # the process is stopping: poll no more
             await asyncio.Event().wait()
         try:
