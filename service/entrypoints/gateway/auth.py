@@ -19,14 +19,22 @@ IdPs send `scp`), absent meaning none. `iss` must be `AUTH_ISSUER` and `aud` mus
 `exp`, and `nbf` and `iat` when present, allow `AUTH_LEEWAY_S` of clock skew (default none).
 
 Every refused token gets the same 401; why it was refused goes to the log (`auth.token_refused`).
+
+A token that passed is remembered by its exact text until its `exp` plus the leeway
+(verified_tokens.py), so the next request with it skips the decoding. One checked with a JWKS
+key is taken from memory only while its `kid` still picks that very key: a refetched set that
+withdrew or replaced it has the token checked afresh, as before.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from jwt import PyJWK
 from sip_trunk_contracts.limits import MAX_ID_LENGTH
 
 from service.config import Settings
@@ -39,6 +47,7 @@ from service.entrypoints.gateway.idp_keys import (
 )
 from service.entrypoints.gateway.problems import Code, ProblemError
 from service.entrypoints.gateway.tokens import ALGORITHM, ClaimRules, jwt_secret
+from service.entrypoints.gateway.verified_tokens import VerifiedTokens
 from service.logs import get_logger
 
 __all__ = ["REALM", "Authenticator", "Caller", "authorize"]
@@ -58,6 +67,12 @@ class Caller:
     scopes: frozenset[str]
 
 
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    caller: Caller
+    key: Any  # the key that checked the token
+
+
 class Authenticator:
     """The caller of a request, from its `Authorization` header (the rules above)."""
 
@@ -68,12 +83,15 @@ class Authenticator:
         secret: str | None = None,
         public_key: PublicKey | None = None,
         jwks: JwksKeys | None = None,
+        clock: Callable[[], float] = time.time,
     ):
         self._rules = rules
+        self._clock = clock  # epoch seconds: when a remembered token expires
         self._secret = secret
         self._public_key = public_key
         self._jwks = jwks
         self._required = ["exp", "sub", rules.tenant]
+        self._verified: VerifiedTokens[_Verified] = VerifiedTokens()
         self.algorithms = (
             ([ALGORITHM] if secret is not None else [])
             + ([public_key.algorithm] if public_key is not None else [])
@@ -112,6 +130,9 @@ class Authenticator:
             # No credentials for this scheme: RFC 6750 §3.1 says no error code then.
             raise _unauthorized("a bearer token is required", invalid=False)
         token = token.strip()
+        known = self._verified.get(token, self._clock())
+        if known is not None and await self._still_current(known.key):
+            return known.caller
         key, algorithm = await self._key(token)
         rules = self._rules
         try:
@@ -127,7 +148,21 @@ class Authenticator:
         except jwt.InvalidTokenError as exc:
             # PyJWT's messages name the failed check, never the token or the key.
             raise _refused(str(exc)) from None
-        return self._caller(claims)
+        caller = self._caller(claims)
+        # PyJWT: expired once `exp <= now - leeway`; `exp` was required and read as an int.
+        self._verified.put(token, _Verified(caller, key), int(claims["exp"]) + rules.leeway_s)
+        return caller
+
+    async def _still_current(self, key: Any) -> bool:
+        """The key a remembered token was checked with would still be picked for it: a JWKS key
+        while its kid names it (the set may have been refetched since); the others never
+        change."""
+        if not isinstance(key, PyJWK) or self._jwks is None:
+            return True
+        try:
+            return await self._jwks.key(str(key.key_id)) is key
+        except KeyUnavailable:
+            return False
 
     async def _key(self, token: str) -> tuple[Any, str]:
         """The key the token's header points at, and its one algorithm."""

@@ -10,6 +10,7 @@ from uuid import uuid4
 import httpx
 import jwt
 import pytest
+from structlog.testing import capture_logs
 
 from service.entrypoints.gateway.auth import Authenticator
 from service.entrypoints.gateway.problems import ProblemError
@@ -123,3 +124,37 @@ async def test_nothing_is_sent_before_auth(client: httpx.AsyncClient) -> None:
     async with running_app(backend) as (c, _):
         await c.delete(f"{BASE}/{uuid4()}")
     assert backend.sent == []
+
+
+async def test_a_verified_token_is_decoded_once_until_it_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decoded: list[str] = []
+    decode = jwt.decode
+
+    def counted(token: str, *args: Any, **kwargs: Any) -> Any:
+        decoded.append(token)
+        return decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counted)
+    now = time.time()
+    authenticator = Authenticator(ClaimRules(leeway_s=5), secret=SECRET, clock=lambda: now)
+    valid = signed(exp=int(now) + 60)
+    first = await authenticator.caller(f"Bearer {valid}")
+    assert await authenticator.caller(f"bearer  {valid} ") == first
+    assert decoded == [valid]
+    now += 64  # within the leeway after `exp`: still remembered
+    assert await authenticator.caller(f"Bearer {valid}") == first
+    now += 1  # past it: checked afresh (here PyJWT, on the real clock, still takes it)
+    assert await authenticator.caller(f"Bearer {valid}") == first
+    assert decoded == [valid, valid]
+
+
+async def test_a_refused_token_is_checked_and_logged_every_time() -> None:
+    authenticator = Authenticator(ClaimRules(), secret=SECRET)
+    unknown_tenant = signed(tenant=7)
+    with capture_logs() as logs:
+        for _ in range(2):
+            with pytest.raises(ProblemError):
+                await authenticator.caller(f"Bearer {unknown_tenant}")
+    assert [entry["event"] for entry in logs] == ["auth.token_refused"] * 2

@@ -124,6 +124,18 @@ async def test_a_rotated_key_is_fetched_and_the_old_one_serves_while_published()
             assert await status(client, new.sign(claims())) == 200
 
 
+async def test_a_remembered_token_is_refused_once_the_refetched_jwks_withdrew_its_key() -> None:
+    old, new = rsa_key("2026-01"), rsa_key("2026-02", second=True)
+    with serving(JwksServer([old, new])) as jwks:
+        async with gateway(idp_settings(jwks.url, auth_jwks_lifespan_s=1)) as client:
+            token = old.sign(claims())
+            assert await status(client, token) == 200
+            assert await status(client, token) == 200  # remembered
+            jwks.keys = [new]
+            await asyncio.sleep(1.1)  # the set expires: the next check refetches it
+            assert await status(client, token) == 401
+
+
 async def test_a_kid_the_refreshed_jwks_lacks_is_refused() -> None:
     published, unpublished = rsa_key("published"), rsa_key("ghost", second=True)
     with serving(JwksServer([published])) as jwks:
