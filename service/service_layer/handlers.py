@@ -164,7 +164,7 @@ async def handle_command(cmd: InboundCommand, uow: UnitOfWork, svc: Services) ->
             source=cmd.ce.source,
             command_id=cmd.ce.id,
             command_type=cmd.ce.type,
-            body_sha256=_digest(cmd, svc),
+            body_sha256=_digest(cmd.body_sha256, svc),
             outcome=messages[0],
             processed_at=svc.clock(),
         )
@@ -172,11 +172,11 @@ async def handle_command(cmd: InboundCommand, uow: UnitOfWork, svc: Services) ->
     return messages[0]
 
 
-def _digest(cmd: InboundCommand, svc: Services) -> str:
-    """What is kept of a command's body to tell a redelivery from another command under its id.
-    Keyed: the body holds the opened password, and a bare hash of it would let whoever reads
-    the database (or a backup) test guesses of a weak password."""
-    return hmac.new(svc.digest_key, cmd.body_sha256.encode(), hashlib.sha256).hexdigest()
+def _digest(body_sha256: str, svc: Services) -> str:
+    """What is kept of a command's body (its bare SHA-256 given) to tell a redelivery from
+    another command under its id. Keyed: the body holds the opened password, and a bare hash of
+    it would let whoever reads the database (or a backup) test guesses of a weak password."""
+    return hmac.new(svc.digest_key, body_sha256.encode(), hashlib.sha256).hexdigest()
 
 
 def _repeat(
@@ -185,7 +185,8 @@ def _repeat(
     """A redelivery gets the original outcome (same `ce_id`); a reused id, another body: refused."""
     # Rows written before the digest was keyed hold the bare SHA-256 (gone after
     # PROCESSED_RETENTION_DAYS): a redelivery of such a command is still recognised.
-    same_body = seen.body_sha256 in (_digest(cmd, svc), cmd.body_sha256)
+    bare = cmd.body_sha256
+    same_body = seen.body_sha256 in (_digest(bare, svc), bare)
     if same_body and seen.command_type == cmd.ce.type:
         # Same event (same ce_id, body), addressed to whoever is waiting on this delivery.
         return seen.outcome.with_header("ce_correlationid", cause.correlation_id)

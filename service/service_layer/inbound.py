@@ -46,12 +46,13 @@ class InboundCommand:
     body: dict[str, Any] = field(repr=False)  # holds the password of a create or update
     model: AnyCommand | None = field(repr=False)  # None when the envelope is invalid: `errors`
     errors: tuple[FieldViolation, ...] = ()
-    # Of the canonical JSON: the same body re-serialised is the same command. Derived from
-    # `body`, so a copy with another body (`dataclasses.replace`) has its own.
-    body_sha256: str = field(init=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "body_sha256", hashlib.sha256(canonical(self.body)).hexdigest())
+    @property
+    def body_sha256(self) -> str:
+        """Of the canonical JSON: the same body re-serialised is the same command. Derived from
+        `body` when asked (once per command: only the opened body's is wanted), so a copy with
+        another body (`dataclasses.replace`) has its own."""
+        return hashlib.sha256(canonical(self.body)).hexdigest()
 
 
 def read_command(

@@ -24,7 +24,7 @@ from sip_trunk_contracts import (
 from service.domain.errors import Rejected
 from service.domain.model import SipTrunk
 from service.service_layer.messages import OutgoingMessage
-from service.service_layer.views import to_view
+from service.service_layer.views import view_json
 
 __all__ = ["Cause", "MessageFactory"]
 
@@ -98,9 +98,10 @@ class MessageFactory:
 
     @staticmethod
     def _snapshot(trunk: SipTrunk) -> bytes:
-        """The encoded `TrunkState` body: the trunk's view, built once per change."""
-        return encode(
-            TrunkState(trunk=to_view(trunk), tenantId=trunk.tenant_id, version=trunk.version)
+        """The encoded `TrunkState` body (its fields in its order): the trunk's view, built
+        once per change."""
+        return to_json(
+            {"trunk": view_json(trunk), "tenantId": trunk.tenant_id, "version": trunk.version}
         )
 
     def _message(

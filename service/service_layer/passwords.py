@@ -58,12 +58,11 @@ def open_passwords(
     if opened is None:
         return _refused(cmd, _UNOPENED)
     body = _with_password(cmd.body, path, opened)
-    # InboundCommand derives body_sha256 from the body: the copy's is the opened body's.
-    return replace(
-        cmd,
-        body=body,
-        model=type(model).model_validate(body),  # the same envelope: it validated already
-    )
+    # The same envelope, validated already: only the field holding the password is swapped
+    # (its type is `Any` or a dict of `Any`, so validating the opened body again would only
+    # repeat the work). InboundCommand derives body_sha256 from the body: the copy's is the
+    # opened body's.
+    return replace(cmd, body=body, model=model.model_copy(update={path[0]: body[path[0]]}))
 
 
 def _at(body: dict[str, Any], path: tuple[str, ...]) -> object:
