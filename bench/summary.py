@@ -70,17 +70,25 @@ def p50_p99(sample: Step, digits: int) -> str:
 
 
 def latency_lines(step: Step) -> list[Line]:
-    return [
-        (
-            f"REST {name[:-3].upper()}, PROVIDER={provider}, n={sample['n']:,}",
-            p50_p99(sample, 1),
-            NONE,
-            NONE,
-            NONE,
-        )
-        for provider, row in step["rows"].items()
-        for name, sample in row.items()
+    floor = step["floor_ms"]
+    lines: list[Line] = [
+        (f"raw Kafka request-reply (floor), n={floor['n']:,}", p50_p99(floor, 1), NONE, NONE, NONE)
     ]
+    for provider, row in step["rows"].items():
+        for name, sample in row.items():
+            patch = name == "patch_ms"
+            lines.append(
+                (
+                    f"REST {name[:-3].upper()}, PROVIDER={provider}, n={sample['n']:,}",
+                    p50_p99(sample, 1),
+                    p50_p99(floor, 1) if patch else NONE,
+                    f"{sample['p50'] / floor['p50']:.2f} / {sample['p99'] / floor['p99']:.2f}"
+                    if patch
+                    else NONE,
+                    NONE,
+                )
+            )
+    return lines
 
 
 def read_model_lines(step: Step) -> list[Line]:
@@ -155,6 +163,11 @@ def history_row(latest: dict[str, Any]) -> str:
         figures += [f"{empty['p50']:.4f}", f"{rm['bytes_per_trunk']:,}"]
     else:
         figures += [NONE] * 2
+    if lat:
+        floor = lat["floor_ms"]
+        figures.append(f"{floor['p50']:.1f} / {floor['p99']:.1f}")
+    else:
+        figures.append(NONE)
     return "| " + " | ".join(figures) + " |\n"
 
 
