@@ -35,7 +35,6 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-import unicodedata
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -128,8 +127,17 @@ def _json_type(value: object) -> str:
     return "an object" if isinstance(value, Mapping) else type(value).__name__
 
 
-def _has_control(text: str, allowed: str = "") -> bool:
-    return any(unicodedata.category(c) in ("Cc", "Cs") and c not in allowed for c in text)
+# Unicode's control (Cc) and surrogate (Cs) characters: both ranges are fixed by Unicode's
+# stability policy, so one character class finds them without a per-character Python loop.
+_CONTROL = "\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff"
+_CONTROL_OR_TAB = re.compile(f"[\t{_CONTROL}]")
+_CONTROL_NOT_TAB = re.compile(f"[{_CONTROL}]")
+# `\s` of a str pattern is `str.isspace()` (both are Py_UNICODE_ISSPACE).
+_WHITESPACE = re.compile(r"\s")
+
+
+def _has_control(text: str, *, tab_allowed: bool = False) -> bool:
+    return (_CONTROL_NOT_TAB if tab_allowed else _CONTROL_OR_TAB).search(text) is not None
 
 
 def _string_rule(rule: Callable[[str, str, Errors], T | Invalid]) -> Check[T]:
@@ -205,12 +213,16 @@ _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*:", re.ASCII)
 def check_ip_or_domain(value: str, at: str, errors: Errors) -> str | Invalid:
     if not value:
         return _fail(errors, at, "must not be empty")
-    if any(c.isspace() for c in value):
+    if _WHITESPACE.search(value):
         return _fail(errors, at, "must not contain whitespace")
     for char in "@;":
         if char in value:
             return _fail(errors, at, f"must not contain '{char}': a host only, not a SIP URI")
     host = value.lower().removesuffix(".")
+    if ":" not in host and not host.rpartition(".")[2].isdecimal():
+        # No address: an IPv4 one ends in digits, an IPv6 one has colons (and a failed
+        # ip_address() costs two exceptions).
+        return _check_domain(host, at, errors)
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
@@ -226,15 +238,24 @@ _NAT64: Final = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("6
 def _check_address(address: _IPAddress, at: str, errors: Errors) -> str | Invalid:
     if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
         return _fail(errors, at, "must not contain an IPv6 zone index")
+    refusal = _refusal(address)
+    return _fail(errors, at, refusal) if refusal else str(address)
+
+
+@functools.lru_cache(maxsize=1024)
+def _refusal(address: _IPAddress) -> str:
+    """Why `address` may not be a gateway ("": it may). Pure, and a deployment's gateway
+    addresses repeat from trunk to trunk: cached (the key is small, zone indexes are refused
+    before)."""
     kind = _refused_kind(address)
     if kind:
-        return _fail(errors, at, f"must not be {kind} address")
+        return f"must not be {kind} address"
     if isinstance(address, ipaddress.IPv6Address):
         for embedded in _embedded_ipv4(address):
             kind = _refused_kind(embedded)
             if kind:
-                return _fail(errors, at, f"must not embed {kind} IPv4 address")
-    return str(address)
+                return f"must not embed {kind} IPv4 address"
+    return ""
 
 
 def _refused_kind(address: _IPAddress) -> str | None:
@@ -456,7 +477,7 @@ def _check_headers(value: object, at: str, errors: Errors) -> dict[str, str] | I
 def _check_header_value(value: str, at: str, errors: Errors) -> str | Invalid:
     if len(value) > limits.HEADER_VALUE_MAX_LENGTH:
         return _fail(errors, at, f"must be at most {limits.HEADER_VALUE_MAX_LENGTH} characters")
-    if _has_control(value, allowed="\t"):
+    if _has_control(value, tab_allowed=True):
         return _fail(errors, at, "must not contain CR, LF or other control characters")
     return value
 

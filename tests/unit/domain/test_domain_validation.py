@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import sys
+import unicodedata
 from typing import Any
 
 import pytest
 
 from service.domain import Credentials, Gateway, Reason, ValidationFailed, validate_trunk_body
-from service.domain.validation import INVALID, check_ip_or_domain, check_port
+from service.domain.validation import (
+    _WHITESPACE,
+    INVALID,
+    _has_control,
+    check_ip_or_domain,
+    check_port,
+)
 from tests.unit.domain.domain_builders import body
 
 
@@ -324,3 +332,21 @@ def test_wrong_json_types_get_a_clear_message() -> None:
 def test_a_trunk_name_may_hold_any_non_control_character() -> None:
     name = "Büro\u00a0👩\u200d💻 (Main)"
     assert validate_trunk_body(body(name=name)).name == name
+
+
+def test_control_characters_and_whitespace_are_found_as_unicode_defines_them() -> None:
+    """The character classes the rules search with agree, on every code point, with
+    `unicodedata` (Cc and Cs) and `str.isspace`."""
+    for char in map(chr, range(sys.maxunicode + 1)):
+        control = unicodedata.category(char) in ("Cc", "Cs")
+        assert _has_control(char) is control
+        assert _has_control(char, tab_allowed=True) is (control and char != "\t")
+        assert (_WHITESPACE.search(char) is not None) is char.isspace()
+
+
+@pytest.mark.parametrize("raw", ["203.0.113.5", "127.0.0.1", "::ffff:127.0.0.1", "2001:db8::1"])
+def test_an_address_is_judged_the_same_every_time(raw: str) -> None:
+    first: list[Any] = []
+    again: list[Any] = []  # a verdict is remembered per address: it must not change
+    assert check_ip_or_domain(raw, "/p", first) == check_ip_or_domain(raw, "/p", again)
+    assert first == again
