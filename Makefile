@@ -93,7 +93,9 @@ contracts: $(STAMP)
 
 # Starts what its steps use (Kafka, LiveKit with Redis, PostgreSQL), then: service throughput
 # (worker + relay processes) as a ratio of a raw aiokafka pipe, same broker, same run (BENCH_N
-# 20000); REST latency with and without LiveKit; the read model's list cost in-process. Ends with
+# 20000); REST latency with and without LiveKit, against a raw Kafka request-reply round trip; the
+# read model's list cost in-process; a gateway's start-up on 100,000 trunks; REST under 20
+# concurrent clients. Ends with
 # one table (bench/summary.py), everything in .dev/bench-latest.json; BENCH_RECORD=1 also appends
 # the headline figures to docs/performance.md.
 bench: $(STAMP)
@@ -104,6 +106,8 @@ bench: $(STAMP)
 	@dev/kafka.sh as admin $(BIN)/python -m bench.throughput
 	@dev/kafka.sh as admin $(BIN)/python -m bench.latency
 	@$(BIN)/python -m bench.read_model
+	@dev/kafka.sh as admin $(BIN)/python -m bench.gateway_start
+	@dev/kafka.sh as admin $(BIN)/python -m bench.concurrency
 	@$(BIN)/python -m bench.summary
 
 clean: stop

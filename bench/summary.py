@@ -1,6 +1,7 @@
 """The one table of `make bench`, from what its steps wrote, and .dev/bench-latest.json.
 
-Reads the steps' files (bench.throughput, bench.latency, bench.read_model); `make bench` deletes
+Reads the steps' files (bench.throughput, bench.latency, bench.read_model, bench.gateway_start,
+bench.concurrency); `make bench` deletes
 them first, so a step that did not run shows as missing, never as an older run's figure. Only
 what the steps measured is shown; the derived figure is CPU per command: a process's share of a
 core during the throughput window over the row's msgs/s.
@@ -19,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import latency, read_model, throughput
+from bench import concurrency, gateway_start, latency, read_model, throughput
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / ".dev" / "bench-latest.json"
@@ -28,6 +29,8 @@ STEPS = {
     "throughput": throughput.RESULTS,
     "latency": latency.RESULTS,
     "read_model": read_model.RESULTS,
+    "gateway_start": gateway_start.RESULTS,
+    "concurrency": concurrency.RESULTS,
 }
 HEADERS = ("what", "figure", "floor", "ratio", "CPU µs per command")
 NONE = "—"
@@ -103,7 +106,34 @@ def read_model_lines(step: Step) -> list[Line]:
     return lines
 
 
-LINES = {"throughput": throughput_lines, "latency": latency_lines, "read_model": read_model_lines}
+def gateway_start_lines(step: Step) -> list[Line]:
+    trunks = f"{step['trunks']:,} trunks on the state topic"
+    memory = f"{step['rss_mb']:,.0f} MB (peak {step['rss_peak_mb']:,.0f} MB)"
+    return [
+        (f"gateway start to /readyz, {trunks}", f"{step['ready_s']:.2f} s", NONE, NONE, NONE),
+        (f"gateway RSS when ready, {trunks}", memory, NONE, NONE, NONE),
+        (f"REST list, empty tenant, {trunks}", p50_p99(step["list_ms"], 2), NONE, NONE, NONE),
+    ]
+
+
+def concurrency_lines(step: Step) -> list[Line]:
+    clients = f"{step['clients']} clients, PROVIDER={step['provider']}"
+    cpu = ", ".join(f"{name} {share:.2f}" for name, share in step["cpu"].items())
+    return [
+        (f"REST under {clients}", f"{step['req_per_s']:,.0f} req/s", NONE, NONE, NONE),
+        (f"  PATCH, n={step['patch_ms']['n']:,}", p50_p99(step["patch_ms"], 1), NONE, NONE, NONE),
+        (f"  GET, n={step['get_ms']['n']:,}", p50_p99(step["get_ms"], 1), NONE, NONE, NONE),
+        ("  CPU, cores busy", cpu, NONE, NONE, NONE),
+    ]
+
+
+LINES = {
+    "throughput": throughput_lines,
+    "latency": latency_lines,
+    "read_model": read_model_lines,
+    "gateway_start": gateway_start_lines,
+    "concurrency": concurrency_lines,
+}
 
 
 def table(steps: dict[str, Step | None]) -> list[Line]:
@@ -166,6 +196,13 @@ def history_row(latest: dict[str, Any]) -> str:
     if lat:
         floor = lat["floor_ms"]
         figures.append(f"{floor['p50']:.1f} / {floor['p99']:.1f}")
+    else:
+        figures.append(NONE)
+    start = steps["gateway_start"]
+    figures.append(f"{start['ready_s']:.1f} / {start['rss_mb']:,.0f}" if start else NONE)
+    if load := steps["concurrency"]:
+        p99s = f"{load['patch_ms']['p99']:.0f} / {load['get_ms']['p99']:.0f}"
+        figures.append(f"{load['req_per_s']:,.0f} ({p99s})")
     else:
         figures.append(NONE)
     return "| " + " | ".join(figures) + " |\n"
