@@ -175,9 +175,13 @@ def history_row(latest: dict[str, Any]) -> str:
     if tp := steps["throughput"]:
         rows = {row["scenario"]: row for row in tp["rows"]}
         sqlite, pg = rows.get("service sqlite"), rows.get("service postgresql")
+        pg2 = rows.get("service postgresql, 2 workers")
         figures += [f"{tp['n']:,}", f"{rows['raw pipe']['msgs_per_s']:,.0f}"]
         for row in (sqlite, pg):
             figures.append(f"{row['msgs_per_s']:,.0f} ({row['ratio']:.3f})" if row else NONE)
+        if pg and pg2:
+            scale = pg2["msgs_per_s"] / pg["msgs_per_s"]
+            figures[-1] += f"; 2 workers {pg2['msgs_per_s']:,.0f} (x{scale:.2f})"
         figures.append(cpu_per_command(sqlite) if sqlite else NONE)
     else:
         figures += [NONE] * 5

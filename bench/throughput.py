@@ -8,9 +8,13 @@ plus ~220 B of CloudEvents headers):
   commit the offsets: what any consume-transform-produce service pays on this broker. Median
   of three passes over the same input.
 - service <database>: `sip-trunks worker` and `sip-trunks relay` as two OS processes (as in
-  production, so both cores can be used) turning N commands into N outcome events.
+  production, so both cores can be used) turning N commands into N outcome events;
+- service postgresql, 2 workers: the same with two worker processes in one consumer group
+  (3 partitions each), the scale-out of PostgreSQL (SQLite takes one writer). Its commands are
+  published once both workers hold their partitions, so no rebalance falls in the window; the
+  loading producer then runs during the window (its CPU is the bench's).
 
-Every input is published before any clock starts. The timed windows:
+Every input is published before any clock starts (but see the 2-worker row). The timed windows:
 
 - raw pipe: from the first non-empty poll to the commit of the N-th message;
 - service: from the `ce_time` of the earliest outcome event (stamped by the worker as it
@@ -335,8 +339,9 @@ def service_env(
 class Outcomes:
     """What the events topic has shown so far (all times in seconds since the epoch)."""
 
-    count: int = 0
+    count: int = 0  # commands answered (a re-published outcome counts once)
     rejected: int = 0
+    answered: set[bytes] = field(default_factory=set)  # their ids (ce_causationid)
     first_event: float = float("inf")  # ce_time of the earliest outcome
     last_arrival: float = 0.0
     worker_done: float | None = None  # when the group's committed offsets covered every command
@@ -345,6 +350,9 @@ class Outcomes:
         self.last_arrival = arrived
         for record in records:
             headers = dict(record.headers)
+            if headers["ce_causationid"] in self.answered:
+                continue
+            self.answered.add(headers["ce_causationid"])
             self.count += 1
             self.rejected += headers.get("ce_type") == _REJECTED
             stamped = datetime.fromisoformat(headers["ce_time"].decode()).timestamp()
@@ -356,9 +364,44 @@ async def committed(admin: AIOKafkaAdminClient, group: str, topic: str) -> int:
     return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic)
 
 
+async def joined(
+    admin: AIOKafkaAdminClient,
+    group: str,
+    members: int,
+    processes: dict[str, asyncio.subprocess.Process],
+    workdir: Path,
+) -> None:
+    """Until `group` is stable with `members` members, each holding partitions."""
+    for _ in range(1200):
+        failed(processes, workdir)
+        [response] = await admin.describe_consumer_groups([group])
+        [described] = response.to_object()["groups"]
+        ready = [m for m in described["members"] if m["member_assignment"]]
+        if described["state"] == "Stable" and len(ready) == members:
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{group} did not get {members} members in 120 s")
+
+
+def failed(processes: dict[str, asyncio.subprocess.Process], workdir: Path) -> None:
+    """Raises with the log of a process that has exited."""
+    for name, process in processes.items():
+        if process.returncode is not None:
+            log = workdir / f"{name}.log"
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{tail(log)}")
+
+
 async def service(
-    cfg: Config, scenario: str, settings: Settings, database_url: str | None, workdir: Path
+    cfg: Config,
+    scenario: str,
+    settings: Settings,
+    database_url: str | None,
+    workdir: Path,
+    workers: int = 1,
+    inputs: Sequence[Message] = (),
 ) -> Row:
+    """`inputs`: commands to publish once every worker has joined the group (not before, lest
+    the first worker start alone and a rebalance fall inside the timed window)."""
     env = service_env(settings, database_url, workdir, cfg.seal_key)
     # Tail the events topic from its start before the service runs, so no outcome is missed.
     counter = kafka_clients.consumer(cfg.settings, enable_auto_commit=False)
@@ -370,10 +413,15 @@ async def service(
     await admin.start()
 
     spawned = time.time()
+    # Workers of one group on one host claim instance ids `<hostname>-<n>` of their own.
+    roles = {f"worker-{i + 1}" if workers > 1 else "worker": "worker" for i in range(workers)}
     processes = {
-        role: await start_process(role, env, workdir / f"{role}.log")
-        for role in ("worker", "relay")
+        name: await start_process(role, env, workdir / f"{name}.log")
+        for name, role in {**roles, "relay": "relay"}.items()
     }
+    if inputs:
+        await joined(admin, settings.kafka_consumer_group, workers, processes, workdir)
+        await publish(cfg.settings, settings.topics.commands, inputs)
     pids = {role: process.pid for role, process in processes.items()}
     cpu = CpuMeter({**pids, **broker_pid(), "bench": os.getpid()})
     seen = Outcomes()
@@ -382,10 +430,7 @@ async def service(
     next_report = time.monotonic() + 5
     try:
         while seen.count < cfg.n and time.monotonic() < deadline:
-            for role, process in processes.items():
-                if process.returncode is not None:
-                    log = workdir / f"{role}.log"
-                    raise RuntimeError(f"{role} exited with {process.returncode}:\n{tail(log)}")
+            failed(processes, workdir)
             batches = await counter.getmany(timeout_ms=200, max_records=10_000)
             if batches and not seen.count:
                 cpu.start()
@@ -490,14 +535,14 @@ def report(cfg: Config, rows: list[Row], facts: dict[str, Any]) -> dict[str, Any
     baseline = rows[0].rate
     print()
     print(
-        f"{'scenario':<20} {'messages':>9} {'seconds':>8} {'msgs/s':>9} {'ratio':>6}  cpu (cores)"
+        f"{'scenario':<30} {'messages':>9} {'seconds':>8} {'msgs/s':>9} {'ratio':>6}  cpu (cores)"
     )
     for row in rows:
         ratio = row.rate / baseline if baseline else 0.0
         flag = "" if row.complete else "  INCOMPLETE (timed out)"
         cpu = " ".join(f"{name} {share:.2f}" for name, share in row.cpu.items())
         print(
-            f"{row.scenario:<20} {row.messages:>9} {row.seconds:>8.2f} {row.rate:>9,.0f}"
+            f"{row.scenario:<30} {row.messages:>9} {row.seconds:>8.2f} {row.rate:>9,.0f}"
             f" {ratio:>6.3f}  {cpu}{flag}"
         )
     print()
@@ -541,16 +586,18 @@ async def run(cfg: Config, run_id: str, workdir: Path) -> tuple[list[Row], dict[
     prefix = f"{run_id}."
     raw_in, raw_out = f"{prefix}raw.in", f"{prefix}raw.out"
     pg_server, pg_note = await postgres_server(cfg)
-    backends: dict[str, URL | None] = {"sqlite": None}
+    # Scenario: its database server (None: SQLite) and how many workers share its group.
+    scenarios_run: dict[str, tuple[URL | None, int]] = {"service sqlite": (None, 1)}
     if pg_server is not None:
-        backends["postgresql"] = pg_server
+        scenarios_run["service postgresql"] = (pg_server, 1)
+        scenarios_run["service postgresql, 2 workers"] = (pg_server, 2)
     scenarios = {
         name: Settings(
-            kafka_topic_prefix=f"{prefix}{name}.",
-            kafka_consumer_group=f"{prefix}{name}.worker",
+            kafka_topic_prefix=f"{prefix}{i}.",
+            kafka_consumer_group=f"{prefix}{i}.worker",
             kafka_partitions=PARTITIONS,
         )
-        for name in backends
+        for i, name in enumerate(scenarios_run)
     }
 
     print(f"==> Publishing {cfg.n} commands to each of {1 + len(scenarios)} input topics")
@@ -560,20 +607,22 @@ async def run(cfg: Config, run_id: str, workdir: Path) -> tuple[list[Row], dict[
     print(f"    message: {len(value)} B JSON value + {header_bytes} B CloudEvents headers")
     await create_topics(cfg.settings, [raw_in, raw_out])
     await publish(cfg.settings, raw_in, messages)
-    for settings in scenarios.values():
+    for name, settings in scenarios.items():
         await ensure_topics(settings)
-        await publish(cfg.settings, settings.topics.commands, messages)
+        if scenarios_run[name][1] == 1:
+            await publish(cfg.settings, settings.topics.commands, messages)
 
     print("==> raw pipe")
     rows = [await raw_pipe(cfg, prefix, raw_in, raw_out)]
-    for name, server in backends.items():
-        print(f"==> service on {name} (worker + relay processes)")
-        settings = scenarios[name]
+    for name, (server, workers) in scenarios_run.items():
+        print(f"==> {name} ({workers} worker process(es) + a relay)")
+        settings, folder = scenarios[name], workdir / re.sub(r"\W+", "-", name)
         if server is None:
-            rows.append(await service(cfg, f"service {name}", settings, None, workdir / name))
+            rows.append(await service(cfg, name, settings, None, folder, workers))
             continue
         async with scratch_database(server, f"bench_{run_id.split('-')[-1]}") as url:
-            rows.append(await service(cfg, f"service {name}", settings, url, workdir / name))
+            inputs = messages if workers > 1 else ()
+            rows.append(await service(cfg, name, settings, url, folder, workers, inputs))
     return rows, machine(cfg, pg_note)
 
 
