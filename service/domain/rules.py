@@ -122,7 +122,7 @@ def upsert_system_trunk(
 
 
 def with_provider_id(trunk: SipTrunk, provider_id: str | None) -> SipTrunk:
-    return replace(trunk, provider_id=provider_id)
+    return trunk if provider_id == trunk.provider_id else replace(trunk, provider_id=provider_id)
 
 
 def reassign_provider(trunk: SipTrunk, provider_id: str, now: datetime) -> TrunkChange:

@@ -7,12 +7,13 @@ an escaping exception; the processed-command row makes a redelivery answer the s
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import hmac
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import assert_never
+from typing import Any, assert_never
 
 import structlog
 from sip_trunk_contracts import CreateSipTrunk, DeleteSipTrunk, UpdateSipTrunk
@@ -209,12 +210,20 @@ class CommandProcessor:
             await uow.prefetch(
                 {cmd.trunk_id for cmd in commands}, {(cmd.ce.source, cmd.ce.id) for cmd in commands}
             )
-            for cmd in commands:
-                with structlog.contextvars.bound_contextvars(
-                    correlation_id=cmd.ce.correlation_id,
-                    command_id=cmd.ce.id,
-                    command_type=cmd.ce.type,
-                    trunk_id=str(cmd.trunk_id),
-                ):
+            # Each command's log context replaces the previous one's; the first binding's
+            # tokens restore what was bound before the batch (a `with` per command cost 5 us).
+            before: Mapping[str, contextvars.Token[Any]] | None = None
+            try:
+                for cmd in commands:
+                    bound = structlog.contextvars.bind_contextvars(
+                        correlation_id=cmd.ce.correlation_id,
+                        command_id=cmd.ce.id,
+                        command_type=cmd.ce.type,
+                        trunk_id=str(cmd.trunk_id),
+                    )
+                    before = before or bound
                     await handle_command(cmd, uow, self._services)
+            finally:
+                if before is not None:
+                    structlog.contextvars.reset_contextvars(**before)
             await uow.commit()

@@ -50,10 +50,8 @@ class MessageFactory:
         """`TrunkCreated` and the state snapshot: the same body (`{"trunk", "tenantId",
         "version"}`), built and encoded once for both."""
         snapshot = self._snapshot(trunk)
-        return [
-            self._message(self._topics.events, TrunkCreated.CE_TYPE, snapshot, trunk.id, cause),
-            self._message(self._topics.state, TrunkState.CE_TYPE, snapshot, trunk.id, cause),
-        ]
+        event = self._message(self._topics.events, TrunkCreated.CE_TYPE, snapshot, trunk.id, cause)
+        return [event, self._state(event, snapshot)]
 
     def updated(
         self, trunk: SipTrunk, changed: tuple[str, ...], cause: Cause
@@ -63,20 +61,13 @@ class MessageFactory:
         snapshot = self._snapshot(trunk)
         body = _with_changed_fields(snapshot, changed)
         event = self._message(self._topics.events, TrunkUpdated.CE_TYPE, body, trunk.id, cause)
-        if not changed:
-            return [event]
-        return [
-            event,
-            self._message(self._topics.state, TrunkState.CE_TYPE, snapshot, trunk.id, cause),
-        ]
+        return [event, self._state(event, snapshot)] if changed else [event]
 
     def deleted(self, trunk: SipTrunk, cause: Cause) -> list[OutgoingMessage]:
         """`TrunkDeleted`, then the tombstone that removes the trunk from the state topic."""
         body = TrunkDeleted(trunkId=trunk.id, tenantId=trunk.tenant_id, version=trunk.version)
-        return [
-            self._event(body, trunk.id, cause),
-            self._message(self._topics.state, TrunkState.CE_TYPE, None, trunk.id, cause),
-        ]
+        event = self._event(body, trunk.id, cause)
+        return [event, self._state(event, None)]
 
     def rejected(
         self, trunk_id: UUID, tenant_id: str | None, refusal: Rejected, cause: Cause
@@ -116,6 +107,13 @@ class MessageFactory:
             causation_id=cause.command_id,
         )
         return OutgoingMessage(topic, str(trunk_id), tuple(ce.to_text()), payload)
+
+    def _state(self, event: OutgoingMessage, payload: bytes | None) -> OutgoingMessage:
+        """The state topic's message of `event`'s change: the event's headers (source, time,
+        cause), with an id and a type of its own; copied, not built and formatted again."""
+        own = {"ce_id": str(uuid4()), "ce_type": TrunkState.CE_TYPE}
+        headers = tuple((name, own.get(name, value)) for name, value in event.headers)
+        return OutgoingMessage(self._topics.state, event.key, headers, payload)
 
 
 def _with_changed_fields(snapshot: bytes, changed: tuple[str, ...]) -> bytes:

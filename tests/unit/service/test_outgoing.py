@@ -86,6 +86,21 @@ def test_a_change_is_its_event_then_its_snapshot() -> None:
     assert len({m.header("ce_id") for m in [*created, *deleted]}) == 4
 
 
+def test_a_changes_snapshot_shares_its_events_envelope_but_its_id_and_type() -> None:
+    trunk = a_trunk()
+    for event, state in (FACTORY.created(trunk, CAUSE), FACTORY.deleted(trunk, CAUSE)):
+        event_ce = CloudEventHeaders.from_kafka(event.kafka_headers())
+        state_ce = CloudEventHeaders.from_kafka(state.kafka_headers())
+        assert state_ce.type == TrunkState.CE_TYPE
+        assert state_ce.id != event_ce.id
+        assert [n for n, _ in state.headers] == [n for n, _ in event.headers]
+        assert {**dict(state.headers), "ce_id": "", "ce_type": ""} == {
+            **dict(event.headers),
+            "ce_id": "",
+            "ce_type": "",
+        }
+
+
 def test_headers_are_text_pairs_encoded_only_at_the_kafka_edge() -> None:
     trunk = a_trunk()
     message = FACTORY.created(trunk, Cause("corrélation", "cmd-1"))[0]
