@@ -137,15 +137,17 @@ async def measure(clients: int, seconds: float, warmup_s: float) -> dict[str, An
             shares = cpu.stop()
             busy, total = (a - b for a, b in zip(busy_cores(), machine_before, strict=True))
     cores = len(os.sched_getaffinity(0))
+    rate = (len(patches) + len(gets)) / elapsed
     return {
         "clients": clients,
         "seconds": round(elapsed, 2),
         "provider": provider,
         "requests": len(patches) + len(gets),
-        "req_per_s": round((len(patches) + len(gets)) / elapsed, 1),
+        "req_per_s": round(rate, 1),
         "patch_ms": summary(patches),
         "get_ms": summary(gets),
         "cpu": shares,  # share of one core, per process
+        "cpu_us_per_request": {name: round(share / rate * 1e6) for name, share in shares.items()},
         "machine_busy_cores": round(busy / total * cores, 2),
     }
 
@@ -165,6 +167,8 @@ def report(row: dict[str, Any]) -> None:
         )
     shares = "  ".join(f"{name} {share:.2f}" for name, share in row["cpu"].items())
     print(f"  CPU (cores): {shares}; whole machine busy {row['machine_busy_cores']:.2f}")
+    per_request = "  ".join(f"{name} {us:,.0f}" for name, us in row["cpu_us_per_request"].items())
+    print(f"  CPU µs per request: {per_request}")
 
 
 async def main() -> None:
