@@ -95,7 +95,7 @@ contracts: $(STAMP)
 # (worker + relay processes) as a ratio of a raw aiokafka pipe, same broker, same run (BENCH_N
 # 20000); REST latency with and without LiveKit, against a raw Kafka request-reply round trip; the
 # read model's list cost in-process; a gateway's start-up on 100,000 trunks; REST under 20
-# concurrent clients. Ends with
+# concurrent clients; cost and memory over 100,000 creates and 100,000 updates. Ends with
 # one table (bench/summary.py), everything in .dev/bench-latest.json; BENCH_RECORD=1 also appends
 # the headline figures to docs/performance.md.
 bench: $(STAMP)
@@ -108,6 +108,7 @@ bench: $(STAMP)
 	@$(BIN)/python -m bench.read_model
 	@dev/kafka.sh as admin $(BIN)/python -m bench.gateway_start
 	@dev/kafka.sh as admin $(BIN)/python -m bench.concurrency
+	@dev/kafka.sh as admin $(BIN)/python -m bench.scale
 	@$(BIN)/python -m bench.summary
 
 clean: stop

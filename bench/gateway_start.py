@@ -28,7 +28,7 @@ import httpx
 from sip_trunk_contracts import Topics
 
 from bench import read_model
-from bench.throughput import delete_topics, publish
+from bench.throughput import delete_topics, publish, rss_mb
 from service.config import Settings
 from service.entrypoints.gateway.tokens import READ_SCOPE, mint_token
 from service.entrypoints.processes import free_port, isolated_env, start_process, stop_process
@@ -36,13 +36,6 @@ from service.entrypoints.processes import free_port, isolated_env, start_process
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / ".dev" / "bench-gateway-start.json"
 LIST_CALLS = 200
-
-
-def memory_mb(pid: int) -> dict[str, float]:
-    fields = dict(
-        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-    )
-    return {name: int(fields[name].split()[0]) / 1024 for name in ("VmRSS", "VmHWM")}
 
 
 async def ready_after(url: str, within_s: float = 120) -> float:
@@ -82,7 +75,7 @@ async def measure(n: int) -> dict[str, Any]:
             try:
                 base = f"http://127.0.0.1:{port}"
                 ready_s = await ready_after(f"{base}/readyz")
-                memory = memory_mb(gateway.pid)
+                memory = rss_mb(gateway.pid)
                 token = mint_token(secret, tenant="nobody", scopes=[READ_SCOPE], ttl_s=600)
                 headers = {"Authorization": f"Bearer {token}"}
                 samples = []

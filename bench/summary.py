@@ -1,7 +1,7 @@
 """The one table of `make bench`, from what its steps wrote, and .dev/bench-latest.json.
 
 Reads the steps' files (bench.throughput, bench.latency, bench.read_model, bench.gateway_start,
-bench.concurrency); `make bench` deletes
+bench.concurrency, bench.scale); `make bench` deletes
 them first, so a step that did not run shows as missing, never as an older run's figure. Only
 what the steps measured is shown; the derived figure is CPU per command: a process's share of a
 core during the throughput window over the row's msgs/s.
@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import concurrency, gateway_start, latency, read_model, throughput
+from bench import concurrency, gateway_start, latency, read_model, scale, throughput
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / ".dev" / "bench-latest.json"
@@ -31,6 +31,7 @@ STEPS = {
     "read_model": read_model.RESULTS,
     "gateway_start": gateway_start.RESULTS,
     "concurrency": concurrency.RESULTS,
+    "scale": scale.RESULTS,
 }
 HEADERS = ("what", "figure", "floor", "ratio", "CPU µs per command")
 NONE = "—"
@@ -127,12 +128,34 @@ def concurrency_lines(step: Step) -> list[Line]:
     ]
 
 
+def scale_lines(step: Step) -> list[Line]:
+    creates = [row for row in step["rows"] if row["phase"] == "create"]
+    first, last = creates[0], creates[-1]
+    growth = ", ".join(
+        f"{role} {mb:+,.0f} MB" for role, mb in step["rss_growth_during_updates_mb"].items()
+    )
+    final = ", ".join(f"{role} {mb:,.0f}" for role, mb in step["rows"][-1]["rss_mb"].items())
+    return [
+        (
+            f"worker CPU per create, {first['stored_before']:,} -> {last['stored_before']:,}"
+            " trunks stored",
+            f"{first['worker_cpu_us']:,.0f} -> {last['worker_cpu_us']:,.0f} µs",
+            NONE,
+            f"x{step['cost_growth']:.2f}",
+            NONE,
+        ),
+        (f"RSS change over {step['n']:,} updates", growth, NONE, NONE, NONE),
+        (f"RSS MB after {2 * step['n']:,} commands", final, NONE, NONE, NONE),
+    ]
+
+
 LINES = {
     "throughput": throughput_lines,
     "latency": latency_lines,
     "read_model": read_model_lines,
     "gateway_start": gateway_start_lines,
     "concurrency": concurrency_lines,
+    "scale": scale_lines,
 }
 
 
@@ -204,6 +227,10 @@ def history_row(latest: dict[str, Any]) -> str:
         figures.append(NONE)
     start = steps["gateway_start"]
     figures.append(f"{start['ready_s']:.1f} / {start['rss_mb']:,.0f}" if start else NONE)
+    if big := steps["scale"]:
+        figures.append(f"x{big['cost_growth']:.2f}")
+    else:
+        figures.append(NONE)
     if load := steps["concurrency"]:
         p99s = f"{load['patch_ms']['p99']:.0f} / {load['get_ms']['p99']:.0f}"
         figures.append(f"{load['req_per_s']:,.0f} ({p99s})")

@@ -130,6 +130,11 @@ class Row:
 # --- inputs ---------------------------------------------------------------------------------
 
 
+def tenant_of(i: int) -> str:
+    """The tenant of the i-th command's trunk: 50 tenants, in turn."""
+    return f"bench-tenant-{i % 50}"
+
+
 def create_commands(n: int, seal_key: bytes) -> list[Message]:
     """N valid CreateSipTrunk commands, distinct trunks and ids, built by the contract's
     `CommandEnvelope` as every producer builds them, passwords sealed for `seal_key` (one
@@ -149,7 +154,7 @@ def create_commands(n: int, seal_key: bytes) -> list[Message]:
         command = CommandEnvelope.create(
             seal_fields(seal_key, fields),
             trunk_id=uuid.uuid4(),
-            tenant_id=f"bench-tenant-{i % 50}",
+            tenant_id=tenant_of(i),
             source="/bench",
             time=sent_at,
         )
@@ -216,6 +221,14 @@ def cpu_seconds(pid: int) -> float | None:
         return None
     fields = stat.rsplit(")", 1)[1].split()  # the command name may contain spaces
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> dict[str, float]:
+    """A process's resident memory now (VmRSS) and its high-water mark (VmHWM), in MB."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return {name: int(fields[name].split()[0]) / 1024 for name in ("VmRSS", "VmHWM")}
 
 
 class CpuMeter:
