@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
 
-from sqlalchemy import bindparam, delete, insert, select, tuple_, update
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -171,8 +171,21 @@ class SqlProcessedCommands:
         if not wanted:
             return
         table = processed_commands
+        by_source: dict[str, list[str]] = {}
+        for source, command_id in wanted:
+            by_source.setdefault(source, []).append(command_id)
+        # Per source, not `(source, command_id) IN (...)`: SQLite answers a row-value IN by
+        # scanning the whole table (every batch would read every command ever processed),
+        # while `source = ? AND command_id IN (...)` searches the primary key, on both databases.
         rows = await self._conn.execute(
-            select(table).where(tuple_(table.c.source, table.c.command_id).in_(wanted))
+            select(table).where(
+                or_(
+                    *(
+                        and_(table.c.source == source, table.c.command_id.in_(ids))
+                        for source, ids in by_source.items()
+                    )
+                )
+            )
         )
         self._known.update(dict.fromkeys(wanted))
         for row in rows.mappings():

@@ -117,6 +117,24 @@ async def test_processed_commands_keep_the_outcome(engine: AsyncEngine, tmp_path
         assert await u.processed.get("/other", "c-1") is None
 
 
+async def test_a_batch_finds_its_processed_commands_by_source_and_id(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    outcome = OutgoingMessage("t.events", "k", (("ce_id", "e-1"),), b"{}")
+    stored = [("/gateway", "c-1"), ("/gateway", "c-2"), ("/cli", "c-1")]
+    async with uow(engine, tmp_path) as u:
+        for source, command_id in stored:
+            await u.processed.add(
+                ProcessedCommand(source, command_id, "t", "0" * 64, outcome, datetime.now(UTC))
+            )
+        await u.commit()
+    asked = [*stored, ("/cli", "c-2"), ("/other", "c-1")]
+    async with uow(engine, tmp_path) as u:
+        await u.prefetch([], asked)
+        found = {key for key in asked if await u.processed.get(*key) is not None}
+    assert found == set(stored)
+
+
 async def test_list_all_oldest_first(engine: AsyncEngine, tmp_path: Path) -> None:
     older = a_trunk(created_at=datetime(2025, 1, 1, tzinfo=UTC))
     newer = a_trunk()
