@@ -24,12 +24,13 @@ import platform
 import re
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from bench.latency import BASE, Failed, summary
-from bench.throughput import CpuMeter, broker_pid, code_state
+from bench.throughput import CpuMeter, broker_pid, code_state, delete_topics
 from service.config import Settings
 from service.entrypoints.processes import Stack, running_stack
 
@@ -114,42 +115,55 @@ async def run(stack: Stack, urls: list[str], seconds: float) -> tuple[list[float
     return patches, gets
 
 
-async def measure(clients: int, seconds: float, warmup_s: float) -> dict[str, Any]:
-    bootstrap = Settings().kafka_bootstrap_servers  # validated, as the service reads it
-    provider = os.environ.get("BENCH_CONCURRENCY_PROVIDER", "none")
-    with tempfile.TemporaryDirectory() as tmp:
-        async with running_stack(
-            Path(tmp), bootstrap, prefix="bench-conc", LOG_LEVEL="WARNING", PROVIDER=provider
-        ) as stack:
-            setup = await Connection.open(stack)
-            body = {"name": "Bench", "gateways": [{"ipOrDomain": "sip.example.com", "name": "g"}]}
-            created = [await setup.request("POST", BASE, body) for _ in range(clients)]
-            await setup.close()
-            urls = [f"{BASE}/{json.loads(trunk)['id']}" for trunk in created]
-            await run(stack, urls, warmup_s)
-            pids = {role: p.pid for role, p in stack.processes.items()}
-            cpu = CpuMeter({"client": os.getpid(), **pids, **broker_pid()})
-            machine_before = busy_cores()
-            cpu.start()
-            started = time.perf_counter()
-            patches, gets = await run(stack, urls, seconds)
-            elapsed = time.perf_counter() - started
-            shares = cpu.stop()
-            busy, total = (a - b for a, b in zip(busy_cores(), machine_before, strict=True))
-    cores = len(os.sched_getaffinity(0))
+async def measure_on(stack: Stack, clients: int, seconds: float, warmup_s: float) -> dict[str, Any]:
+    setup = await Connection.open(stack)
+    body = {"name": "Bench", "gateways": [{"ipOrDomain": "sip.example.com", "name": "g"}]}
+    created = [await setup.request("POST", BASE, body) for _ in range(clients)]
+    await setup.close()
+    urls = [f"{BASE}/{json.loads(trunk)['id']}" for trunk in created]
+    await run(stack, urls, warmup_s)
+    pids = {role: p.pid for role, p in stack.processes.items()}
+    cpu = CpuMeter({"client": os.getpid(), **pids, **broker_pid()})
+    machine_before = busy_cores()
+    cpu.start()
+    started = time.perf_counter()
+    patches, gets = await run(stack, urls, seconds)
+    elapsed = time.perf_counter() - started
+    shares = cpu.stop()
+    busy, total = (a - b for a, b in zip(busy_cores(), machine_before, strict=True))
     rate = (len(patches) + len(gets)) / elapsed
     return {
         "clients": clients,
         "seconds": round(elapsed, 2),
-        "provider": provider,
         "requests": len(patches) + len(gets),
         "req_per_s": round(rate, 1),
         "patch_ms": summary(patches),
         "get_ms": summary(gets),
         "cpu": shares,  # share of one core, per process
         "cpu_us_per_request": {name: round(share / rate * 1e6) for name, share in shares.items()},
-        "machine_busy_cores": round(busy / total * cores, 2),
+        "machine_busy_cores": round(busy / total * len(os.sched_getaffinity(0)), 2),
     }
+
+
+async def measure(clients: int, seconds: float, warmup_s: float) -> dict[str, Any]:
+    """On a stack of its own, whose topics are deleted at the end (none left on the broker)."""
+    settings = Settings()  # validated, as the service reads it
+    provider = os.environ.get("BENCH_CONCURRENCY_PROVIDER", "none")
+    topics = f"bench-conc-{uuid.uuid4().hex[:8]}."
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            async with running_stack(
+                Path(tmp),
+                settings.kafka_bootstrap_servers,
+                prefix="bench-conc",
+                LOG_LEVEL="WARNING",
+                PROVIDER=provider,
+                KAFKA_TOPIC_PREFIX=topics,
+            ) as stack:
+                row = await measure_on(stack, clients, seconds, warmup_s)
+    finally:
+        await delete_topics(settings, topics)
+    return {**row, "provider": provider}
 
 
 def report(row: dict[str, Any]) -> None:
