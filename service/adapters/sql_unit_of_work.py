@@ -1,10 +1,12 @@
 """The SQL unit of work: repositories over one AsyncConnection transaction (SQLAlchemy Core).
 
 Built for batches: `prefetch` loads a batch's trunks and processed-command rows in two queries,
-reads are then served from this transaction's own view, and new trunks, outbox rows and
-processed-command rows are written in one multi-row insert each at commit. Updates and deletes
-go straight to the database (their version guard is checked row by row), after the pending
-inserts.
+reads are then served from this transaction's own view, and every write waits for the commit:
+the trunks' inserts, updates and deletes in their order, one statement per run of the same kind
+(an update's or delete's version guard is checked on the run's row count where the driver
+reports it, row by row elsewhere), then the outbox and processed-command rows in one multi-row
+insert each. A password is encrypted only when it changed: an update that keeps it keeps its
+stored token.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from uuid import UUID
 from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql import Executable
 
 from service.adapters.encryption import PasswordCipher
 from service.adapters.schema import outbox, processed_commands, sip_trunks
@@ -43,7 +46,7 @@ def utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _one_row(rowcount: int, trunk_id: UUID) -> None:
+def _one_row(rowcount: int, trunk_id: object) -> None:
     if rowcount != 1:
         raise ConcurrentModification(f"trunk {trunk_id} changed concurrently")
 
@@ -53,7 +56,10 @@ class SqlTrunkRepository:
         self._conn = conn
         self._cipher = cipher
         self._known: dict[UUID, SipTrunk | None] = {}  # this transaction's view, by id
-        self._inserts: list[dict[str, Any]] = []  # new trunks, written in one statement
+        # Pending writes in order: runs of one statement, each run executed as one.
+        self._writes: list[tuple[Executable, list[dict[str, Any]]]] = []
+        # Each trunk's password as last read or written here, with its token.
+        self._tokens: dict[UUID, tuple[str, str]] = {}
 
     async def prefetch(self, trunk_ids: Collection[UUID]) -> None:
         wanted = [i for i in trunk_ids if i not in self._known]
@@ -72,31 +78,49 @@ class SqlTrunkRepository:
         return self._known[trunk_id]
 
     async def list_all(self) -> list[SipTrunk]:
+        await self.flush()
         rows = await self._conn.execute(
             select(sip_trunks).order_by(sip_trunks.c.created_at, sip_trunks.c.id)
         )
         return [self._to_domain(row) for row in rows.mappings()]
 
     async def add(self, trunk: SipTrunk) -> None:
-        self._inserts.append(self._to_row(trunk))
+        self._write(_INSERT_TRUNK, self._to_row(trunk))
         self._known[trunk.id] = trunk
 
-    async def flush(self) -> None:
-        if self._inserts:
-            await self._conn.execute(_INSERT_TRUNK, self._inserts)
-            self._inserts = []
-
     async def update(self, trunk: SipTrunk) -> None:
-        await self.flush()  # the row may be one of this transaction's new trunks
-        row = self._to_row(trunk) | {"b_id": str(trunk.id), "b_version": trunk.version}
-        _one_row((await self._conn.execute(_UPDATE_TRUNK, row)).rowcount, trunk.id)
+        self._write(
+            _UPDATE_TRUNK, self._to_row(trunk) | {"b_id": str(trunk.id), "b_version": trunk.version}
+        )
         self._known[trunk.id] = trunk
 
     async def delete(self, trunk_id: UUID) -> None:
-        await self.flush()
-        result = await self._conn.execute(_DELETE_TRUNK, {"b_id": str(trunk_id)})
-        _one_row(result.rowcount, trunk_id)
+        self._write(_DELETE_TRUNK, {"b_id": str(trunk_id)})
         self._known[trunk_id] = None
+
+    def _write(self, statement: Executable, row: dict[str, Any]) -> None:
+        if self._writes and self._writes[-1][0] is statement:
+            self._writes[-1][1].append(row)
+        else:
+            self._writes.append((statement, [row]))
+
+    async def flush(self) -> None:
+        """Execute the pending writes in order; ConcurrentModification when a version guard
+        finds a row changed (or gone) since it was read."""
+        writes, self._writes = self._writes, []
+        for statement, rows in writes:
+            if statement is _INSERT_TRUNK:
+                await self._conn.execute(statement, rows)
+            elif self._conn.dialect.supports_sane_multi_rowcount:
+                # Each row's guard matches at most one row: all matched when the sum says so.
+                result = await self._conn.execute(statement, rows)
+                if result.rowcount != len(rows):
+                    raise ConcurrentModification(
+                        f"one of trunks {sorted({r['b_id'] for r in rows})} changed concurrently"
+                    )
+            else:
+                for row in rows:
+                    _one_row((await self._conn.execute(statement, row)).rowcount, row["b_id"])
 
     def _to_row(self, trunk: SipTrunk) -> dict[str, Any]:
         auth = trunk.authentication
@@ -106,7 +130,7 @@ class SqlTrunkRepository:
             "name": trunk.name,
             "gateways": gateways_to_document(trunk.gateways),
             "username": auth.username if auth else None,
-            "password_encrypted": self._cipher.encrypt(auth.password) if auth else None,
+            "password_encrypted": self._token(trunk.id, auth.password) if auth else None,
             "advanced": dict(trunk.advanced),
             "is_system": trunk.is_system,
             "provider_id": trunk.provider_id,
@@ -115,12 +139,24 @@ class SqlTrunkRepository:
             "version": trunk.version,
         }
 
+    def _token(self, trunk_id: UUID, password: str) -> str:
+        """The stored token of `password`: the trunk's own when it is unchanged, else made."""
+        known = self._tokens.get(trunk_id)
+        if known is not None and known[0] == password:
+            return known[1]
+        token = self._cipher.encrypt(password)
+        self._tokens[trunk_id] = (password, token)
+        return token
+
     def _to_domain(self, row: RowMapping) -> SipTrunk:
+        trunk_id = UUID(row["id"])
         auth = None
         if row["username"] is not None:
-            auth = Credentials(row["username"], self._cipher.decrypt(row["password_encrypted"]))
+            token = row["password_encrypted"]
+            auth = Credentials(row["username"], self._cipher.decrypt(token))
+            self._tokens[trunk_id] = (auth.password, token)
         return SipTrunk(
-            id=UUID(row["id"]),
+            id=trunk_id,
             tenant_id=row["tenant_id"],
             name=row["name"],
             gateways=gateways_from_document(row["gateways"]),

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID, uuid4
 
+import pytest
 from sip_trunk_contracts import CloudEventHeaders, CreateSipTrunk, Topics, UpdateSipTrunk
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -22,7 +23,7 @@ from service.service_layer.handlers import CommandProcessor, Services
 from service.service_layer.inbound import read_command
 from service.service_layer.messages import OutgoingMessage
 from service.service_layer.outgoing import MessageFactory
-from service.service_layer.ports import ProcessedCommand
+from service.service_layer.ports import ConcurrentModification, ProcessedCommand
 
 PASSWORD = "plain-Secret-42"
 
@@ -66,6 +67,81 @@ async def test_trunk_round_trip_update_delete(engine: AsyncEngine, tmp_path: Pat
         await u.commit()
     async with uow(engine, tmp_path) as u:
         assert await u.trunks.get(trunk.id) is None
+
+
+async def test_writes_of_one_transaction_keep_their_order(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    trunk, other = a_trunk(), a_trunk()
+    async with uow(engine, tmp_path) as u:  # created, changed twice, deleted, created again
+        await u.trunks.add(trunk)
+        await u.trunks.add(other)
+        await u.trunks.update(a_trunk(id=trunk.id, name="Two", version=2))
+        await u.trunks.update(a_trunk(id=trunk.id, name="Three", version=3))
+        await u.trunks.delete(trunk.id)
+        await u.trunks.add(a_trunk(id=trunk.id, name="Again"))
+        await u.trunks.update(a_trunk(id=other.id, name="Other", version=2))
+        await u.commit()
+    async with uow(engine, tmp_path) as u:
+        assert await u.trunks.get(trunk.id) == a_trunk(id=trunk.id, name="Again")
+        assert await u.trunks.get(other.id) == a_trunk(id=other.id, name="Other", version=2)
+
+
+async def test_a_write_over_a_concurrent_change_is_refused_whole(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    trunks = [a_trunk(), a_trunk()]
+    async with uow(engine, tmp_path) as u:
+        for trunk in trunks:
+            await u.trunks.add(trunk)
+        await u.commit()
+    async with uow(engine, tmp_path) as u:  # another writer got there first
+        await u.trunks.update(a_trunk(id=trunks[1].id, version=2))
+        await u.commit()
+    for stale in (
+        lambda u: u.trunks.update(a_trunk(id=trunks[1].id, name="Late", version=2)),
+        lambda u: u.trunks.delete(uuid4()),  # gone (or never there)
+    ):
+        async with uow(engine, tmp_path) as u:
+            await u.trunks.update(a_trunk(id=trunks[0].id, name="Fine", version=2))
+            await stale(u)
+            with pytest.raises(ConcurrentModification):
+                await u.commit()
+    async with uow(engine, tmp_path) as u:
+        assert await u.trunks.get(trunks[0].id) == trunks[0]  # nothing of it was written
+        assert await u.trunks.get(trunks[1].id) == a_trunk(id=trunks[1].id, version=2)
+
+
+async def test_a_password_is_encrypted_again_only_when_it_changes(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    trunk = a_trunk()
+
+    async def token() -> str:
+        async with engine.connect() as conn:
+            query = select(sip_trunks.c.password_encrypted).where(sip_trunks.c.id == str(trunk.id))
+            return str((await conn.execute(query)).scalar_one())
+
+    async with uow(engine, tmp_path) as u:
+        await u.trunks.add(trunk)
+        await u.commit()
+    first = await token()
+    async with uow(engine, tmp_path) as u:
+        kept = a_trunk(id=trunk.id, name="Renamed", version=2)
+        assert await u.trunks.get(trunk.id) == trunk
+        await u.trunks.update(kept)
+        await u.commit()
+    assert await token() == first
+    async with uow(engine, tmp_path) as u:
+        assert await u.trunks.get(trunk.id) == kept
+        changed = a_trunk(
+            id=trunk.id, authentication=Credentials("office", "n3w-Secret"), version=3
+        )
+        await u.trunks.update(changed)
+        await u.commit()
+    assert await token() != first
+    async with uow(engine, tmp_path) as u:
+        assert await u.trunks.get(trunk.id) == changed
 
 
 async def test_leaving_without_commit_rolls_back(engine: AsyncEngine, tmp_path: Path) -> None:
