@@ -21,6 +21,8 @@ def view_json(trunk: SipTrunk) -> dict[str, Any]:
     domain only makes valid trunks, so validating each one again on the hot path would only
     cost time (test_outgoing holds the encodings byte for byte equal to the contract's)."""
     document = to_document(trunk)
-    document["createdAt"] = format_utc(trunk.created_at)
-    document["updatedAt"] = format_utc(trunk.updated_at)
+    created = format_utc(trunk.created_at)
+    document["createdAt"] = created
+    same = trunk.updated_at == trunk.created_at  # a new trunk's: formatted once
+    document["updatedAt"] = created if same else format_utc(trunk.updated_at)
     return document
