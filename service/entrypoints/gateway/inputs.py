@@ -62,13 +62,15 @@ def _check_content_type(value: str | None, accepted: tuple[str, ...]) -> None:
         )
 
 
+def _too_large() -> ProblemError:
+    # Made when raised: a problem document is a pydantic model, not free to build per request.
+    return ProblemError(Code.PAYLOAD_TOO_LARGE, f"the body may have at most {MAX_BODY_BYTES} bytes")
+
+
 async def _read_limited(request: Request, timeout_s: float) -> bytes:
-    too_large = ProblemError(
-        Code.PAYLOAD_TOO_LARGE, f"the body may have at most {MAX_BODY_BYTES} bytes"
-    )
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise too_large  # refused before reading a byte
+        raise _too_large()  # refused before reading a byte
     body = bytearray()
     try:
         # A client that announces more than it sends must not hold a connection (and a request
@@ -77,7 +79,7 @@ async def _read_limited(request: Request, timeout_s: float) -> bytes:
             async for chunk in request.stream():  # a chunked body has no Content-Length: count
                 body += chunk
                 if len(body) > MAX_BODY_BYTES:
-                    raise too_large
+                    raise _too_large()
     except TimeoutError:
         raise ProblemError(
             Code.REQUEST_TIMEOUT,
