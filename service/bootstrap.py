@@ -168,7 +168,12 @@ async def build(
         accept_plaintext_passwords=settings.accept_plaintext_passwords,
         digest_key=cipher.digest_key,
     )
-    processor = CommandProcessor(lambda: SqlUnitOfWork(engine, cipher), services)
+    processor = CommandProcessor(
+        lambda: SqlUnitOfWork(engine, cipher),
+        services,
+        # Without a provider to wait for, concurrency would only cost CPU.
+        concurrency=settings.livekit_concurrency if listing is not None else 1,
+    )
     return Container(settings, engine, cipher, services, processor, listing, tuple(closers))
 
 

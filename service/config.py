@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     livekit_timeout_s: float = Field(default=2.0, gt=0, description="per call (hard)")
     livekit_breaker_s: float = Field(default=5.0, ge=0, description="fail fast after an outage")
     livekit_retries: int = Field(default=2, ge=0, description="more tries on outages and 5xx")
+    # LiveKit calls of a batch in flight at once (one per trunk: a trunk's commands keep order).
+    livekit_concurrency: int = Field(default=16, ge=1, le=256)
     # LiveKit needs a caller number on an outbound trunk: used when advanced.numbers is empty.
     livekit_default_number: str = Field(default="+10000000000", pattern=r"^\+[0-9]{1,15}$")
     # Names this deployment in the metadata of its LiveKit trunks: reconcile touches only those.

@@ -1,17 +1,21 @@
-"""The SQL unit of work: repositories over one AsyncConnection transaction (SQLAlchemy Core).
+"""The SQL unit of work: reads in short read transactions, every write in one at the commit.
 
-Built for batches: `prefetch` loads a batch's trunks and processed-command rows in two queries,
-reads are then served from this transaction's own view, and every write waits for the commit:
-the trunks' inserts, updates and deletes in their order, one statement per run of the same kind
-(an update's or delete's version guard is checked on the run's row count where the driver
-reports it, row by row elsewhere), then the outbox and processed-command rows in one multi-row
-insert each. A password is encrypted only when it changed: an update that keeps it keeps its
-stored token.
+Built for batches: `prefetch` loads a batch's trunks and processed-command rows in two queries
+of one read transaction (on SQLite a deferred one: no write lock), reads are then served from
+this unit's own view, and every write waits for the commit, one short write transaction: the
+trunks' inserts, updates and deletes in their order, one statement per run of the same kind (an
+update's or delete's version guard is checked on the run's row count where the driver reports
+it, row by row elsewhere), then the outbox and processed-command rows in one multi-row insert
+each. So whatever the caller does between its reads and its commit (the provider calls) holds
+no lock: a row changed meanwhile fails the commit's version guard (`ConcurrentModification`),
+a trunk or processed command inserted meanwhile its primary key (`IntegrityError`). A password
+is encrypted only when it changed: an update that keeps it keeps its stored token.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
@@ -22,6 +26,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
 
+from service.adapters.database import READ_ONLY
 from service.adapters.encryption import PasswordCipher
 from service.adapters.schema import outbox, processed_commands, sip_trunks
 from service.domain.document import gateways_from_document, gateways_to_document
@@ -38,7 +43,12 @@ _UPDATE_TRUNK = update(sip_trunks).where(
     sip_trunks.c.id == bindparam("b_id"),
     sip_trunks.c.version < bindparam("b_version"),
 )
-_DELETE_TRUNK = delete(sip_trunks).where(sip_trunks.c.id == bindparam("b_id"))
+_DELETE_TRUNK = delete(sip_trunks).where(
+    sip_trunks.c.id == bindparam("b_id"), sip_trunks.c.version < bindparam("b_version")
+)
+
+# Opens a read transaction (see `SqlUnitOfWork._reading`).
+Reading = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
 
 
 def utc(value: datetime) -> datetime:
@@ -52,8 +62,8 @@ def _one_row(rowcount: int, trunk_id: object) -> None:
 
 
 class SqlTrunkRepository:
-    def __init__(self, conn: AsyncConnection, cipher: PasswordCipher) -> None:
-        self._conn = conn
+    def __init__(self, reading: Reading, cipher: PasswordCipher) -> None:
+        self._reading = reading
         self._cipher = cipher
         self._known: dict[UUID, SipTrunk | None] = {}  # this transaction's view, by id
         # Pending writes in order: runs of one statement, each run executed as one.
@@ -61,11 +71,11 @@ class SqlTrunkRepository:
         # Each trunk's password as last read or written here, with its token.
         self._tokens: dict[UUID, tuple[str, str]] = {}
 
-    async def prefetch(self, trunk_ids: Collection[UUID]) -> None:
+    async def load(self, conn: AsyncConnection, trunk_ids: Collection[UUID]) -> None:
         wanted = [i for i in trunk_ids if i not in self._known]
         if not wanted:
             return
-        rows = await self._conn.execute(
+        rows = await conn.execute(
             select(sip_trunks).where(sip_trunks.c.id.in_([str(i) for i in wanted]))
         )
         self._known.update(dict.fromkeys(wanted))
@@ -74,15 +84,17 @@ class SqlTrunkRepository:
 
     async def get(self, trunk_id: UUID) -> SipTrunk | None:
         if trunk_id not in self._known:
-            await self.prefetch([trunk_id])
+            async with self._reading() as conn:
+                await self.load(conn, [trunk_id])
         return self._known[trunk_id]
 
     async def list_all(self) -> list[SipTrunk]:
-        await self.flush()
-        rows = await self._conn.execute(
-            select(sip_trunks).order_by(sip_trunks.c.created_at, sip_trunks.c.id)
-        )
-        return [self._to_domain(row) for row in rows.mappings()]
+        """The committed trunks, oldest first."""
+        async with self._reading() as conn:
+            rows = await conn.execute(
+                select(sip_trunks).order_by(sip_trunks.c.created_at, sip_trunks.c.id)
+            )
+            return [self._to_domain(row) for row in rows.mappings()]
 
     async def add(self, trunk: SipTrunk) -> None:
         self._write(_INSERT_TRUNK, self._to_row(trunk))
@@ -94,9 +106,9 @@ class SqlTrunkRepository:
         )
         self._known[trunk.id] = trunk
 
-    async def delete(self, trunk_id: UUID) -> None:
-        self._write(_DELETE_TRUNK, {"b_id": str(trunk_id)})
-        self._known[trunk_id] = None
+    async def delete(self, trunk: SipTrunk) -> None:
+        self._write(_DELETE_TRUNK, {"b_id": str(trunk.id), "b_version": trunk.version})
+        self._known[trunk.id] = None
 
     def _write(self, statement: Executable, row: dict[str, Any]) -> None:
         if self._writes and self._writes[-1][0] is statement:
@@ -104,23 +116,23 @@ class SqlTrunkRepository:
         else:
             self._writes.append((statement, [row]))
 
-    async def flush(self) -> None:
+    async def flush(self, conn: AsyncConnection) -> None:
         """Execute the pending writes in order; ConcurrentModification when a version guard
         finds a row changed (or gone) since it was read."""
         writes, self._writes = self._writes, []
         for statement, rows in writes:
             if statement is _INSERT_TRUNK:
-                await self._conn.execute(statement, rows)
-            elif self._conn.dialect.supports_sane_multi_rowcount:
+                await conn.execute(statement, rows)
+            elif conn.dialect.supports_sane_multi_rowcount:
                 # Each row's guard matches at most one row: all matched when the sum says so.
-                result = await self._conn.execute(statement, rows)
+                result = await conn.execute(statement, rows)
                 if result.rowcount != len(rows):
                     raise ConcurrentModification(
                         f"one of trunks {sorted({r['b_id'] for r in rows})} changed concurrently"
                     )
             else:
                 for row in rows:
-                    _one_row((await self._conn.execute(statement, row)).rowcount, row["b_id"])
+                    _one_row((await conn.execute(statement, row)).rowcount, row["b_id"])
 
     def _to_row(self, trunk: SipTrunk) -> dict[str, Any]:
         auth = trunk.authentication
@@ -173,8 +185,7 @@ class SqlTrunkRepository:
 class SqlOutbox:
     """Rows are written in one multi-row insert at commit, in the order they were added."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
+    def __init__(self) -> None:
         self._rows: list[dict[str, Any]] = []
 
     async def add(self, messages: Sequence[OutgoingMessage]) -> None:
@@ -190,19 +201,19 @@ class SqlOutbox:
             for m in messages
         ]
 
-    async def flush(self) -> None:
+    async def flush(self, conn: AsyncConnection) -> None:
         if self._rows:
-            await self._conn.execute(insert(outbox), self._rows)
+            await conn.execute(insert(outbox), self._rows)
             self._rows = []
 
 
 class SqlProcessedCommands:
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
+    def __init__(self, reading: Reading) -> None:
+        self._reading = reading
         self._known: dict[tuple[str, str], ProcessedCommand | None] = {}
         self._rows: list[dict[str, Any]] = []
 
-    async def prefetch(self, keys: Collection[tuple[str, str]]) -> None:
+    async def load(self, conn: AsyncConnection, keys: Collection[tuple[str, str]]) -> None:
         wanted = [k for k in keys if k not in self._known]
         if not wanted:
             return
@@ -213,7 +224,7 @@ class SqlProcessedCommands:
         # Per source, not `(source, command_id) IN (...)`: SQLite answers a row-value IN by
         # scanning the whole table (every batch would read every command ever processed),
         # while `source = ? AND command_id IN (...)` searches the primary key, on both databases.
-        rows = await self._conn.execute(
+        rows = await conn.execute(
             select(table).where(
                 or_(
                     *(
@@ -237,7 +248,8 @@ class SqlProcessedCommands:
     async def get(self, source: str, command_id: str) -> ProcessedCommand | None:
         key = (source, command_id)
         if key not in self._known:
-            await self.prefetch([key])
+            async with self._reading() as conn:
+                await self.load(conn, [key])
         return self._known[key]
 
     async def add(self, record: ProcessedCommand) -> None:
@@ -253,14 +265,15 @@ class SqlProcessedCommands:
             }
         )
 
-    async def flush(self) -> None:
+    async def flush(self, conn: AsyncConnection) -> None:
         if self._rows:
-            await self._conn.execute(insert(processed_commands), self._rows)
+            await conn.execute(insert(processed_commands), self._rows)
             self._rows = []
 
 
 class SqlUnitOfWork:
-    """`async with uow:` opens a connection and a transaction; `commit()` ends it."""
+    """`async with uow:` a unit whose reads each run in a short read transaction and whose
+    writes wait for `commit()`, one write transaction; leaving without it writes nothing."""
 
     trunks: SqlTrunkRepository
     outbox: SqlOutbox
@@ -268,41 +281,36 @@ class SqlUnitOfWork:
 
     def __init__(self, engine: AsyncEngine, cipher: PasswordCipher) -> None:
         self._engine = engine
+        self._reader = engine.execution_options(**READ_ONLY)
         self._cipher = cipher
-        self._conn: AsyncConnection | None = None
 
     async def __aenter__(self) -> Self:
-        self._conn = await self._engine.connect()
-        try:
-            await self._conn.begin()
-        except BaseException:
-            await self._conn.close()
-            raise
-        self.trunks = SqlTrunkRepository(self._conn, self._cipher)
-        self.outbox = SqlOutbox(self._conn)
-        self.processed = SqlProcessedCommands(self._conn)
+        self.trunks = SqlTrunkRepository(self._reading, self._cipher)
+        self.outbox = SqlOutbox()
+        self.processed = SqlProcessedCommands(self._reading)
         return self
 
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        assert self._conn is not None
-        try:
-            if self._conn.in_transaction():
-                await self._conn.rollback()
-        finally:
-            await self._conn.close()
-            self._conn = None
+        """Nothing to roll back: no transaction stays open between calls."""
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncConnection]:
+        # On SQLite a deferred transaction: it takes no write lock, so a writer (the relay,
+        # reconcile) is never held by this unit's reads, nor by what the caller does next.
+        async with self._reader.connect() as conn, conn.begin():
+            yield conn
 
     async def prefetch(
         self, trunk_ids: Collection[UUID], commands: Collection[tuple[str, str]]
     ) -> None:
-        await self.trunks.prefetch(trunk_ids)
-        await self.processed.prefetch(commands)
+        async with self._reading() as conn:
+            await self.trunks.load(conn, trunk_ids)
+            await self.processed.load(conn, commands)
 
     async def commit(self) -> None:
-        assert self._conn is not None
-        await self.trunks.flush()
-        await self.outbox.flush()
-        await self.processed.flush()
-        await self._conn.commit()
+        async with self._engine.begin() as conn:  # the write lock, for the writes only
+            await self.trunks.flush(conn)
+            await self.outbox.flush(conn)
+            await self.processed.flush(conn)

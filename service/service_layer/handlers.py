@@ -1,8 +1,14 @@
 """The service layer: one handler per command, applied inside the caller's unit of work.
 
 Each handler loads the trunk, asks the domain, keeps the provider in step, then writes the
-trunk and the outbox rows. Domain and provider refusals become a `TrunkRejected` outcome, never
-an escaping exception; the processed-command row makes a redelivery answer the same outcome.
+trunk and hands back the outbox rows. Domain and provider refusals become a `TrunkRejected`
+outcome, never an escaping exception; the processed-command row makes a redelivery answer the
+same outcome.
+
+A batch (`CommandProcessor`) is read first, then its commands run in independent chains
+(`concurrency.py`: per trunk, in batch order), their provider calls overlapping up to the
+processor's `concurrency`, and then all its writes go in one short write transaction, the outbox
+rows in batch order: no database lock is held while the provider is called.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import hmac
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,6 +28,7 @@ from sip_trunk_contracts import CreateSipTrunk, DeleteSipTrunk, UpdateSipTrunk
 from service.domain import rules
 from service.domain.errors import Reason, Rejected, ValidationFailed
 from service.logs import get_logger
+from service.service_layer.concurrency import chains, run_bounded
 from service.service_layer.inbound import InboundCommand
 from service.service_layer.messages import OutgoingMessage
 from service.service_layer.outgoing import Cause, MessageFactory
@@ -117,7 +125,7 @@ async def _delete(
     )
     await svc.provider.delete(deleted)
     svc.after_provider_call()
-    await uow.trunks.delete(cmd.trunk_id)
+    await uow.trunks.delete(deleted)
     return svc.messages.deleted(deleted, cause)
 
 
@@ -141,17 +149,19 @@ async def _apply(
             assert_never(model)
 
 
-async def handle_command(cmd: InboundCommand, uow: UnitOfWork, svc: Services) -> OutgoingMessage:
-    """Apply one command in `uow` (not committed here); return its outcome event."""
+async def handle_command(
+    cmd: InboundCommand, uow: UnitOfWork, svc: Services
+) -> list[OutgoingMessage]:
+    """Apply one command in `uow` (not committed here); return its outbox rows, the outcome
+    event first (the caller adds them to the outbox, in its commands' order)."""
     # Before the duplicate check: a retry is compared by its opened body (see `passwords`).
     cmd = open_passwords(cmd, svc.passwords, accept_plaintext=svc.accept_plaintext_passwords)
     cause = Cause(cmd.ce.correlation_id, cmd.ce.id, cmd.ce.type)
     seen = await uow.processed.get(cmd.ce.source, cmd.ce.id)
     if seen is not None:
         outcome = _repeat(cmd, seen, svc, cause)
-        await uow.outbox.add([outcome])
         log.info("command.duplicate", outcome=outcome.header("ce_type"))
-        return outcome
+        return [outcome]
     try:
         messages = await _apply(cmd, uow, svc, cause)
     except Rejected as refusal:
@@ -159,7 +169,6 @@ async def handle_command(cmd: InboundCommand, uow: UnitOfWork, svc: Services) ->
         log.info("command.rejected", reason=refusal.reason.value, detail=refusal.detail)
     else:
         log.info("command.applied", outcome=messages[0].header("ce_type"))
-    await uow.outbox.add(messages)
     await uow.processed.add(
         ProcessedCommand(
             source=cmd.ce.source,
@@ -170,7 +179,7 @@ async def handle_command(cmd: InboundCommand, uow: UnitOfWork, svc: Services) ->
             processed_at=svc.clock(),
         )
     )
-    return messages[0]
+    return messages
 
 
 def _digest(body_sha256: str, svc: Services) -> str:
@@ -199,31 +208,46 @@ def _repeat(
 
 
 class CommandProcessor:
-    """Applies a batch of commands in one transaction: one commit, one fsync, for many commands."""
+    """Applies a batch of commands in one unit of work: its reads, then its provider calls,
+    `concurrency` chains at a time, then one commit (one fsync) for all its writes."""
 
-    def __init__(self, uow_factory: Callable[[], UnitOfWork], services: Services) -> None:
+    def __init__(
+        self, uow_factory: Callable[[], UnitOfWork], services: Services, *, concurrency: int = 1
+    ) -> None:
         self._uow_factory = uow_factory
         self._services = services
+        self._concurrency = concurrency
 
     async def process(self, commands: Sequence[InboundCommand]) -> None:
         async with self._uow_factory() as uow:
             await uow.prefetch(
                 {cmd.trunk_id for cmd in commands}, {(cmd.ce.source, cmd.ce.id) for cmd in commands}
             )
-            # Each command's log context replaces the previous one's; the first binding's
-            # tokens restore what was bound before the batch (a `with` per command cost 5 us).
-            before: Mapping[str, contextvars.Token[Any]] | None = None
-            try:
-                for cmd in commands:
-                    bound = structlog.contextvars.bind_contextvars(
-                        correlation_id=cmd.ce.correlation_id,
-                        command_id=cmd.ce.id,
-                        command_type=cmd.ce.type,
-                        trunk_id=str(cmd.trunk_id),
-                    )
-                    before = before or bound
-                    await handle_command(cmd, uow, self._services)
-            finally:
-                if before is not None:
-                    structlog.contextvars.reset_contextvars(**before)
+            rows: list[list[OutgoingMessage]] = [[] for _ in commands]
+
+            async def apply(chain: list[int]) -> None:
+                # Each command's log context replaces the previous one's; the first binding's
+                # tokens restore what was bound before (a `with` per command cost 5 us). A
+                # chain run as a task binds in the task's own copy of the context.
+                before: Mapping[str, contextvars.Token[Any]] | None = None
+                try:
+                    for i in chain:
+                        cmd = commands[i]
+                        bound = structlog.contextvars.bind_contextvars(
+                            correlation_id=cmd.ce.correlation_id,
+                            command_id=cmd.ce.id,
+                            command_type=cmd.ce.type,
+                            trunk_id=str(cmd.trunk_id),
+                        )
+                        before = before or bound
+                        rows[i] = await handle_command(cmd, uow, self._services)
+                finally:
+                    if before is not None:
+                        structlog.contextvars.reset_contextvars(**before)
+
+            # Concurrency 1 (no provider to wait for): the batch is one chain, in this task.
+            batch = chains(commands) if self._concurrency > 1 else [list(range(len(commands)))]
+            await run_bounded(batch, apply, self._concurrency)
+            # The outbox in batch order, whatever order the chains ended in.
+            await uow.outbox.add(list(itertools.chain.from_iterable(rows)))
             await uow.commit()

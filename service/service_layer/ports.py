@@ -45,8 +45,15 @@ class ProcessedCommand:
 class TrunkRepository(Protocol):
     async def get(self, trunk_id: UUID) -> SipTrunk | None: ...
     async def add(self, trunk: SipTrunk) -> None: ...
-    async def update(self, trunk: SipTrunk) -> None: ...
-    async def delete(self, trunk_id: UUID) -> None: ...
+    async def update(self, trunk: SipTrunk) -> None:
+        """Store `trunk`, at its new version, over the row as read (version-guarded)."""
+        ...
+
+    async def delete(self, trunk: SipTrunk) -> None:
+        """Remove the trunk; `trunk` is it as deleted, at its next version (version-guarded
+        like `update`: a row changed since it was read is not deleted)."""
+        ...
+
     async def list_all(self) -> list[SipTrunk]: ...
 
 
@@ -60,7 +67,9 @@ class ProcessedCommands(Protocol):
 
 
 class UnitOfWork(Protocol):
-    """One database transaction. Leaving the block without `commit()` rolls back."""
+    """Reads first, then `commit()`: every write in one database transaction, refused whole
+    when a row changed since it was read. Leaving the block without `commit()` writes nothing.
+    No database lock need be held in between (the provider calls of a batch are made there)."""
 
     @property
     def trunks(self) -> TrunkRepository: ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,7 +64,7 @@ async def test_trunk_round_trip_update_delete(engine: AsyncEngine, tmp_path: Pat
         await u.commit()
     async with uow(engine, tmp_path) as u:
         assert await u.trunks.get(trunk.id) == changed
-        await u.trunks.delete(trunk.id)
+        await u.trunks.delete(a_trunk(id=trunk.id, version=3))
         await u.commit()
     async with uow(engine, tmp_path) as u:
         assert await u.trunks.get(trunk.id) is None
@@ -78,7 +79,7 @@ async def test_writes_of_one_transaction_keep_their_order(
         await u.trunks.add(other)
         await u.trunks.update(a_trunk(id=trunk.id, name="Two", version=2))
         await u.trunks.update(a_trunk(id=trunk.id, name="Three", version=3))
-        await u.trunks.delete(trunk.id)
+        await u.trunks.delete(a_trunk(id=trunk.id, version=4))
         await u.trunks.add(a_trunk(id=trunk.id, name="Again"))
         await u.trunks.update(a_trunk(id=other.id, name="Other", version=2))
         await u.commit()
@@ -100,7 +101,8 @@ async def test_a_write_over_a_concurrent_change_is_refused_whole(
         await u.commit()
     for stale in (
         lambda u: u.trunks.update(a_trunk(id=trunks[1].id, name="Late", version=2)),
-        lambda u: u.trunks.delete(uuid4()),  # gone (or never there)
+        lambda u: u.trunks.delete(a_trunk(id=trunks[1].id, version=2)),  # changed since read
+        lambda u: u.trunks.delete(a_trunk(version=2)),  # gone (or never there)
     ):
         async with uow(engine, tmp_path) as u:
             await u.trunks.update(a_trunk(id=trunks[0].id, name="Fine", version=2))
@@ -110,6 +112,27 @@ async def test_a_write_over_a_concurrent_change_is_refused_whole(
     async with uow(engine, tmp_path) as u:
         assert await u.trunks.get(trunks[0].id) == trunks[0]  # nothing of it was written
         assert await u.trunks.get(trunks[1].id) == a_trunk(id=trunks[1].id, version=2)
+
+
+async def test_between_its_reads_and_its_commit_a_unit_holds_no_lock(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """What a batch does between them (its provider calls) lets every other writer commit."""
+    trunk = a_trunk()
+    async with uow(engine, tmp_path) as u:
+        await u.trunks.add(trunk)
+        await u.commit()
+    async with uow(engine, tmp_path) as batch:
+        await batch.prefetch([trunk.id], [("/gateway", "c-1")])
+        assert await batch.trunks.get(trunk.id) == trunk
+        await batch.trunks.update(a_trunk(id=trunk.id, name="Batch", version=2))
+        async with uow(engine, tmp_path) as other:  # at once: no busy_timeout waited out
+            await other.trunks.update(a_trunk(id=trunk.id, name="Other", version=2))
+            await asyncio.wait_for(other.commit(), 2)
+        with pytest.raises(ConcurrentModification):  # the guard sees the row changed
+            await batch.commit()
+    async with uow(engine, tmp_path) as u:
+        assert await u.trunks.get(trunk.id) == a_trunk(id=trunk.id, name="Other", version=2)
 
 
 async def test_a_password_is_encrypted_again_only_when_it_changes(

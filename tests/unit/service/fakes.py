@@ -85,8 +85,8 @@ class FakeTrunkRepository:
             raise IntegrityError(f"trunk {trunk.id} does not exist")
         self._rows[trunk.id] = trunk
 
-    async def delete(self, trunk_id: UUID) -> None:
-        self._rows.pop(trunk_id, None)
+    async def delete(self, trunk: SipTrunk) -> None:
+        self._rows.pop(trunk.id, None)
 
     async def list_all(self) -> list[SipTrunk]:
         return sorted(self._rows.values(), key=lambda t: (t.created_at, str(t.id)))
@@ -244,6 +244,7 @@ class Harness:
     provider: FakeProvider = field(default_factory=FakeProvider)
     clock: Callable[[], datetime] = field(default_factory=TickingClock)
     accept_plaintext_passwords: bool = False
+    concurrency: int = 1  # the processor's: chains of a batch in flight at once
 
     @property
     def services(self) -> Services:
@@ -258,7 +259,7 @@ class Harness:
 
     @property
     def processor(self) -> CommandProcessor:
-        return CommandProcessor(self.db.unit_of_work, self.services)
+        return CommandProcessor(self.db.unit_of_work, self.services, concurrency=self.concurrency)
 
     async def run(self, *commands: InboundCommand) -> list[OutgoingMessage]:
         """Process the commands as one batch; return the outbox rows it added."""

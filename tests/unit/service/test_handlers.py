@@ -218,12 +218,12 @@ async def test_delete_emits_trunk_deleted_and_a_tombstone(h: Harness) -> None:
     assert (op, trunk.id, trunk.provider_id) == ("delete", trunk_id, "ST_1")
 
 
-async def test_handle_command_returns_the_outcome_and_does_not_commit() -> None:
+async def test_handle_command_returns_its_messages_and_does_not_commit() -> None:
     db = FakeDatabase()
     h = Harness(db=db)
     async with FakeUnitOfWork(db) as uow:
-        outcome = await handle_command(create(uuid4()), uow, h.services)
-        assert ce_type(outcome) == CREATED
+        messages = await handle_command(create(uuid4()), uow, h.services)
+        assert [ce_type(m) for m in messages] == [CREATED, STATE]
         assert uow.committed == 0
     assert db.trunks == {}
     assert db.outbox == []
