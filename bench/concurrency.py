@@ -9,10 +9,12 @@ the relay and back) and a GET of it (from the read model): half the requests eac
 warm-up of BENCH_CONCURRENCY_WARMUP_S (3) the clients run BENCH_CONCURRENCY_S (30) seconds.
 
 The load client runs in this process on the same machine, so it competes for the cores with the
-service: its CPU is reported beside the gateway's, worker's, relay's and broker's (share of one
-core during the window, from /proc), and so is the whole machine's busy share (other work on the
-machine shows there). Reports req/s and PATCH and GET p50/p90/p99/max in milliseconds; also
-written to .dev/bench-concurrency.json.
+service; it speaks HTTP/1.1 itself (`Connection`: httpx cost about 1 ms of CPU a request here).
+Its CPU is reported beside the gateway's, worker's, relay's and broker's (share of one core
+during the window, from /proc, and that share over req/s: CPU µs per request), and so is the
+whole machine's busy share (other work on the machine shows there). Reports req/s and PATCH and
+GET p50/p90/p99/max in milliseconds; also written to .dev/bench-concurrency.json. The run's
+topics are deleted at the end.
 """
 
 from __future__ import annotations
