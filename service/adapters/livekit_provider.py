@@ -12,6 +12,10 @@ backoff on connection errors, timeouts, 5xx and 401/403/408/429, then refused as
 `provider_unavailable`, and for LIVEKIT_BREAKER_S after that every call fails fast (a circuit
 breaker: a hung LiveKit must not hold a batch of commands for minutes); another 4xx
 (LiveKit's validation) is `provider_rejected` with LiveKit's message.
+
+Calls are sent with a SIP-admin token signed here every few minutes, not per call: the client,
+given a key and secret, signs a fresh token for every call, about half of its CPU per call
+(~150 of ~330 µs, profiled), and a batch makes one call per command.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ import asyncio
 import ipaddress
 import json
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import aiohttp
 from livekit import api
+from livekit.api.sip_service import SipService
 
 from service.domain.errors import Reason, Rejected
 from service.domain.model import SipTrunk
@@ -38,6 +44,9 @@ T = TypeVar("T")
 _BACKOFF_S = (0.2, 0.5, 1.0)
 # 4xx answers that say "not now" rather than "not this trunk": unavailable, retried.
 _TRANSIENT_4XX = frozenset({401, 403, 408, 429})
+# A token lives 10 minutes and is replaced after 5: never sent close to its expiry.
+_TOKEN_TTL = timedelta(minutes=10)
+_TOKEN_RENEW_S = 300.0
 
 
 class NotAtLiveKit(Rejected):
@@ -151,7 +160,10 @@ class LiveKitProvider:
         self._timeout_s = timeout_s
         self._retries = retries
         self.default_number = default_number
-        self._client: api.LiveKitAPI | None = None  # made in the running loop, on first use
+        # Made in the running loop, on first use; the client again with each new token.
+        self._session: aiohttp.ClientSession | None = None
+        self._client: api.LiveKitAPI | None = None
+        self._token_due = 0.0  # when (loop time) the client's token is to be replaced
         # The circuit breaker: after LiveKit failed a command, the next ones fail fast for
         # `breaker_s` instead of each waiting out its tries (a hung LiveKit must not hold a
         # whole batch of commands for minutes).
@@ -202,13 +214,27 @@ class LiveKitProvider:
         return outbound_trunk(trunk, self.default_number, self.owner)
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._session is not None:
+            await self._session.close()  # the client's (it was handed this session)
+            self._session = self._client = None
+
+    def _sip(self, now: float) -> SipService:
+        """The SIP API, with a token of the SIP admin grant (what its calls ask for)."""
+        if self._client is None or now >= self._token_due:
+            if self._session is None:
+                self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+            token = (
+                api.AccessToken(self._key, self._secret)
+                .with_grants(api.VideoGrants())
+                .with_sip_grants(api.SIPGrants(admin=True))
+                .with_ttl(_TOKEN_TTL)
+                .to_jwt()
+            )
+            self._client = api.LiveKitAPI.with_token(token, self._url, session=self._session)
+            self._token_due = now + _TOKEN_RENEW_S
+        return self._client.sip
 
     async def _call(self, what: str, call: Callable[[Any], Awaitable[T]]) -> T:
-        if self._client is None:
-            self._client = api.LiveKitAPI(self._url, self._key, self._secret)
         loop = asyncio.get_running_loop()
         if loop.time() < self._failing_until:
             raise Rejected(Reason.PROVIDER_UNAVAILABLE, "LiveKit failed moments ago: not retried")
@@ -218,7 +244,7 @@ class LiveKitProvider:
                 await asyncio.sleep(_BACKOFF_S[min(attempt, len(_BACKOFF_S)) - 1])
             try:
                 async with asyncio.timeout(self._timeout_s):
-                    result = await call(self._client.sip)
+                    result = await call(self._sip(loop.time()))
                 self._failing_until = 0.0
                 return result
             except api.TwirpError as exc:
