@@ -158,9 +158,44 @@ async def test_outage_gives_provider_unavailable_then_recovers(
                 assert fast["body"]["reason"] == "provider_unavailable"
                 assert asyncio.get_running_loop().time() - started < 1.0
                 await asyncio.sleep(0.6)  # the breaker closes
+            proxy.mode = "blackhole"  # many at once: their calls wait out one bound together
+            await asyncio.sleep(0.6)  # the breaker closes
+            bodies = [create_body() for _ in range(20)]
+            started = asyncio.get_running_loop().time()
+            sent = [await client.send(CREATE, body) for body in bodies]
+            events = [await client.outcome(command) for command in sent]
+            took = asyncio.get_running_loop().time() - started
+            assert {e["body"]["reason"] for e in events} == {"provider_unavailable"}
+            assert took < bound_s + 2
+            await asyncio.sleep(0.6)  # the breaker closes
             proxy.mode = "forward"
             again = await client.request(CREATE, create_body())
             assert again["headers"]["ce_type"] == "sip_trunks.TrunkCreated.v1"
+
+
+async def test_a_batch_on_many_trunks_is_mirrored_in_each_trunks_order(
+    livekit: api.LiveKitAPI, tmp_path: Path
+) -> None:
+    """Sent together, so batched: calls of different trunks overlap, each trunk's in order."""
+    async with running_service(settings_for(tmp_path, livekit_concurrency=4)) as client:
+        bodies = [create_body(name=f"Trunk {i}") for i in range(12)]
+        sent = []
+        for body in bodies:
+            ids = {"trunkId": body["trunkId"], "tenantId": "acme"}
+            sent.append(await client.send(CREATE, body))
+            sent.append(await client.send(UPDATE, {**ids, "changes": {"name": "Renamed"}}))
+        events = [await client.outcome(command) for command in sent]
+    assert [e["headers"]["ce_type"] for e in events] == [
+        "sip_trunks.TrunkCreated.v1",
+        "sip_trunks.TrunkUpdated.v1",
+    ] * len(bodies)
+    for created, updated in zip(events[::2], events[1::2], strict=True):
+        trunk = updated["body"]["trunk"]
+        assert updated["body"]["version"] == 2
+        assert trunk["providerId"] == created["body"]["trunk"]["providerId"]
+        info = await at_livekit(livekit, trunk["providerId"])
+        assert info is not None
+        assert info.name == "Renamed"
 
 
 async def test_crash_between_provider_call_and_commit_then_reconcile(
