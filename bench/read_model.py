@@ -11,8 +11,8 @@ shows whether there is a next page), p50/p99 in ms:
 - busy tenant, mid-list: the busy tenant's page after the cursor of its N/2-th trunk.
 
 Also the time to feed every snapshot (a start-up's share) and the model's memory per trunk
-(tracemalloc, with the snapshot bodies allocated before tracing: records, parsed instants and
-indexes, not the trunk JSON the model keeps as received). Written to .dev/bench-read-model.json.
+(tracemalloc, with the snapshot bodies allocated before tracing: records with the encoded trunk
+JSON they keep, parsed instants and indexes; not the parsed bodies they were made from). Written to .dev/bench-read-model.json.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def main() -> None:
     for name, s in rows.items():
         print(f"{name:46}{s['n']:>6}{s['p50']:>10.3f}{s['p99']:>10.3f}{s['max']:>10.3f}")
     print(f"feeding {len(bodies):,} snapshots: {feed_s:.2f} s")
-    print(f"model memory: {per_trunk:,.0f} B a trunk (tracemalloc; trunk JSON not counted)")
+    print(f"model memory: {per_trunk:,.0f} B a trunk (tracemalloc; its encoded JSON included)")
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(
         json.dumps(

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any, assert_never
 
 from fastapi import Response
-from fastapi.responses import JSONResponse
 from sip_trunk_contracts import TrunkCreated, TrunkDeleted, TrunkRejected, TrunkUpdated
 
 from service.adapters.command_bus import Outcome
 from service.entrypoints.gateway.problems import Code, ProblemError
+from service.entrypoints.gateway.read_model import encode_json
 
-__all__ = ["BASE_PATH", "etag", "outcome_response", "trunk_response"]
+__all__ = ["BASE_PATH", "etag", "json_response", "outcome_response", "trunk_response"]
 
 BASE_PATH = "/api/v1/sip-trunks"
 
@@ -20,8 +20,13 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
-def trunk_response(trunk: Any, version: int, status_code: int = 200) -> JSONResponse:
-    return JSONResponse(trunk, status_code=status_code, headers={"ETag": etag(version)})
+def trunk_response(trunk: bytes, version: int, status_code: int = 200) -> Response:
+    """A trunk's JSON (`encode_json`), with its version as the ETag."""
+    return json_response(trunk, status_code, headers={"ETag": etag(version)})
+
+
+def json_response(body: bytes, status_code: int = 200, **kw: Any) -> Response:
+    return Response(body, status_code, media_type="application/json", **kw)
 
 
 def outcome_response(outcome: Outcome) -> Response:
@@ -33,11 +38,11 @@ def outcome_response(outcome: Outcome) -> Response:
     match event:
         case TrunkCreated():
             trunk = event.trunk.model_dump(mode="json")
-            response = trunk_response(trunk, event.version, 201)
+            response = trunk_response(encode_json(trunk), event.version, 201)
             response.headers["Location"] = f"{BASE_PATH}/{trunk['id']}"
             return response
         case TrunkUpdated():
-            return trunk_response(event.trunk.model_dump(mode="json"), event.version)
+            return trunk_response(encode_json(event.trunk.model_dump(mode="json")), event.version)
         case TrunkDeleted():
             return Response(status_code=204)
         case TrunkRejected():

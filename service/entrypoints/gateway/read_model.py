@@ -26,6 +26,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
+import json
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from typing import Any, TypeAlias
 from pydantic import TypeAdapter
 from sip_trunk_contracts import TrunkCreated, TrunkDeleted, TrunkUpdated, UtcDateTime
 
-__all__ = ["OrderKey", "ReadModel", "TrunkRecord", "parse_instant"]
+__all__ = ["OrderKey", "ReadModel", "TrunkRecord", "encode_json", "parse_instant"]
 
 OrderKey: TypeAlias = tuple[datetime, str]  # (createdAt, id): oldest first, exact
 Revision: TypeAlias = tuple[datetime, int]  # (createdAt, version)
@@ -59,20 +60,32 @@ def parse_instant(text: object) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class TrunkRecord:
-    trunk: Mapping[str, Any]  # the trunk JSON exactly as on the wire (CONTRACT §1)
+    # The trunk JSON as the API answers it (CONTRACT §1), encoded once on arrival: bytes are a
+    # fifth of the memory of the parsed objects, and a GET or a list sends them as they are.
+    json: bytes
+    id: str
     tenant_id: str | None
     version: int
-    created: datetime = field(init=False, repr=False)
-    # Read once, here: it picks the record's index, so a body without it is refused on arrival.
-    is_system: bool = field(init=False, repr=False)
+    created: datetime = field(repr=False)
+    # Read once, on arrival: it picks the record's index, so a body without it is refused.
+    is_system: bool = field(repr=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "created", parse_instant(self.trunk["createdAt"]))
-        object.__setattr__(self, "is_system", bool(self.trunk["isSystem"]))
+    @classmethod
+    def of(cls, trunk: Mapping[str, Any], tenant_id: str | None, version: int) -> TrunkRecord:
+        """From the trunk JSON as on the wire. Raises KeyError, TypeError or ValueError."""
+        return cls(
+            encode_json(trunk),
+            str(trunk["id"]),
+            tenant_id,
+            version,
+            parse_instant(trunk["createdAt"]),
+            bool(trunk["isSystem"]),
+        )
 
     @property
-    def id(self) -> str:
-        return str(self.trunk["id"])
+    def trunk(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.json)
+        return parsed
 
     @property
     def revision(self) -> Revision:
@@ -193,4 +206,11 @@ class ReadModel:
 
 
 def _record(body: Mapping[str, Any]) -> TrunkRecord:
-    return TrunkRecord(body["trunk"], body["tenantId"], int(body["version"]))
+    return TrunkRecord.of(body["trunk"], body["tenantId"], int(body["version"]))
+
+
+def encode_json(value: Any) -> bytes:
+    """As Starlette's JSONResponse writes a body, so a response from these bytes is the same."""
+    return json.dumps(
+        value, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")

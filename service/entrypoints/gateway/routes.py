@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from sip_trunk_contracts import CommandEnvelope, TrunkDeleted, TrunkRejected
 from sip_trunk_contracts.limits import MAX_DEPTH, MAX_IDEMPOTENCY_KEY_LENGTH
@@ -33,7 +32,12 @@ from service.entrypoints.gateway.inputs import (
     read_json_object,
 )
 from service.entrypoints.gateway.openapi import CREATE_BODY, PATCH_BODY, documented
-from service.entrypoints.gateway.outcomes import BASE_PATH, outcome_response, trunk_response
+from service.entrypoints.gateway.outcomes import (
+    BASE_PATH,
+    json_response,
+    outcome_response,
+    trunk_response,
+)
 from service.entrypoints.gateway.pagination import (
     CURSOR_SCHEMA,
     DEFAULT_LIMIT,
@@ -180,7 +184,7 @@ async def list_trunks(
     after = decode_cursor(cursor) if cursor is not None else None
     # One more than asked: a next page is announced only when there is one.
     records = _context(request).backend.reads.page(caller.tenant, after=after, limit=limit + 1)
-    response = JSONResponse([dict(record.trunk) for record in records[:limit]])
+    response = json_response(b"[" + b",".join(record.json for record in records[:limit]) + b"]")
     if len(records) > limit:
         response.headers["Link"] = next_link(BASE_PATH, limit, records[limit - 1].order_key)
     return response
@@ -211,7 +215,7 @@ async def get_trunk(request: Request, path_id: TrunkId, _request_id: RequestId =
     if record is None or not record.visible_to(caller.tenant):
         # Another tenant's trunk is not found either: its existence is not revealed.
         raise ProblemError(Code.NOT_FOUND, f"no trunk {trunk_id}")
-    return trunk_response(dict(record.trunk), record.version)
+    return trunk_response(record.json, record.version)
 
 
 @trunks.patch("/{id}", **documented("updateSipTrunk", WRITE_SCOPE, PATCH_BODY))

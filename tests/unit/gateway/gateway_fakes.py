@@ -85,7 +85,7 @@ class MemoryBackend:
     def seed_system_trunk(self) -> UUID:
         trunk = self.harness.seed_system_trunk()
         view = to_view(trunk).model_dump(mode="json")
-        self.reads.upsert(TrunkRecord(view, None, trunk.version))
+        self.reads.upsert(TrunkRecord.of(view, None, trunk.version))
         return trunk.id
 
 

@@ -102,7 +102,7 @@ def test_a_cursor_without_an_rfc_3339_instant_is_refused(key: object) -> None:
 
 def test_a_record_without_an_instant_is_refused() -> None:
     with pytest.raises(ValueError, match="UTC offset"):
-        TrunkRecord(trunk(str(uuid4()), "2024-01-15T09:30:00"), TENANT, 1)
+        TrunkRecord.of(trunk(str(uuid4()), "2024-01-15T09:30:00"), TENANT, 1)
 
 
 # --- deletes, in every order of delivery -----------------------------------------------------
