@@ -12,7 +12,8 @@ shows whether there is a next page), p50/p99 in ms:
 
 Also the time to feed every snapshot (a start-up's share) and the model's memory per trunk
 (tracemalloc, with the snapshot bodies allocated before tracing: records with the encoded trunk
-JSON they keep, parsed instants and indexes; not the parsed bodies they were made from). Written to .dev/bench-read-model.json.
+JSON they keep, parsed instants and indexes; not the parsed bodies they were made from).
+Written to .dev/bench-read-model.json.
 """
 
 from __future__ import annotations
