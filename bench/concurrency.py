@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import platform
 import re
 import tempfile
 import time
@@ -32,7 +31,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bench.latency import BASE, Failed, summary
-from bench.throughput import CpuMeter, broker_pid, code_state, delete_topics
+from bench.results import save
+from bench.throughput import CpuMeter, broker_pid, delete_topics
 from service.config import Settings
 from service.entrypoints.processes import Stack, running_stack
 
@@ -193,17 +193,7 @@ async def main() -> None:
     warmup_s = float(os.environ.get("BENCH_CONCURRENCY_WARMUP_S", "3"))
     row = await measure(clients, seconds, warmup_s)
     report(row)
-    result = {
-        **row,
-        "machine": {
-            "cores": len(os.sched_getaffinity(0)),
-            "python": platform.python_version(),
-            "code": code_state(),
-        },
-        "database": "sqlite",
-    }
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    save(RESULTS, {**row, "database": "sqlite"})
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ import httpx
 from sip_trunk_contracts import Topics
 
 from bench import read_model
-from bench.throughput import delete_topics, publish, rss_mb
+from bench.results import save
+from bench.throughput import Message, delete_topics, publish, rss_mb
 from service.config import Settings
 from service.entrypoints.gateway.tokens import READ_SCOPE, mint_token
 from service.entrypoints.processes import free_port, isolated_env, start_process, stop_process
@@ -69,7 +70,9 @@ async def measure(n: int) -> dict[str, Any]:
             if await (await start_process("topics", env, log)).wait() != 0:
                 raise RuntimeError(f"`sip-trunks topics` failed:\n{log.read_text()}")
             bodies = read_model.snapshots(n)
-            messages = [(b["trunk"]["id"].encode(), json.dumps(b).encode(), []) for b in bodies]
+            messages: list[Message] = [
+                (b["trunk"]["id"].encode(), json.dumps(b).encode(), []) for b in bodies
+            ]
             await publish(settings, Topics.with_prefix(prefix).state, messages)
             gateway = await start_process("gateway", env, log)
             try:
@@ -108,8 +111,7 @@ def main() -> None:
         f"{result['rss_peak_mb']:.0f} MB); empty tenant's list over HTTP p50 "
         f"{result['list_ms']['p50']:.2f} / p99 {result['list_ms']['p99']:.2f} ms"
     )
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    save(RESULTS, result)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,7 @@ An unreachable LiveKit or a refused request ends the step with one line saying w
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -28,6 +26,7 @@ from typing import Any
 import httpx
 
 from bench import request_reply
+from bench.results import save
 from service.config import Settings
 from service.entrypoints.processes import running_stack
 
@@ -119,11 +118,9 @@ async def main() -> None:
         "floor_ms": floor,
         "rows": rows,
         "livekit_cost_p50_ms": cost,
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
         "database": "sqlite",
     }
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    save(RESULTS, result)
 
 
 if __name__ == "__main__":

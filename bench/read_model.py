@@ -18,9 +18,7 @@ Written to .dev/bench-read-model.json.
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import statistics
 import time
 import tracemalloc
@@ -32,6 +30,7 @@ from typing import Any
 
 from sip_trunk_contracts import format_utc
 
+from bench.results import save
 from service.entrypoints.gateway.read_model import ReadModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,22 +126,14 @@ def main() -> None:
         print(f"{name:46}{s['n']:>6}{s['p50']:>10.3f}{s['p99']:>10.3f}{s['max']:>10.3f}")
     print(f"feeding {len(bodies):,} snapshots: {feed_s:.2f} s")
     print(f"model memory: {per_trunk:,.0f} B a trunk (tracemalloc; its encoded JSON included)")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "trunks": len(bodies),
-                "rows_ms": rows,
-                "feed_s": round(feed_s, 3),
-                "bytes_per_trunk": round(per_trunk),
-                "machine": {
-                    "cores": len(os.sched_getaffinity(0)),
-                    "python": platform.python_version(),
-                },
-            },
-            indent=2,
-        )
-        + "\n"
+    save(
+        RESULTS,
+        {
+            "trunks": len(bodies),
+            "rows_ms": rows,
+            "feed_s": round(feed_s, 3),
+            "bytes_per_trunk": round(per_trunk),
+        },
     )
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from aiokafka import TopicPartition
 from nacl.public import PrivateKey
 from sip_trunk_contracts import CommandEnvelope, Topics
 
+from bench.results import save
 from bench.throughput import (
     Message,
     cpu_seconds,
@@ -178,8 +178,7 @@ def main() -> int:
         f"worker CPU per create with {n - step:,} trunks stored vs none: "
         f"x{result['cost_growth']:.2f}; RSS change over the update steps: {growth}"
     )
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    save(RESULTS, result)
     return 0
 
 

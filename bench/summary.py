@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import concurrency, gateway_start, latency, read_model, scale, throughput
+from bench.results import run_facts, save
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / ".dev" / "bench-latest.json"
@@ -181,13 +181,8 @@ def render(lines: Sequence[Sequence[str]]) -> str:
 def machine(steps: dict[str, Step | None]) -> dict[str, Any]:
     """Cores, Python and commit of this run, with the CPU, broker and databases bench.throughput
     names."""
-    facts = {
-        "cores": len(os.sched_getaffinity(0)),
-        "python": platform.python_version(),
-        "code": throughput.code_state(),
-    }
     measured = steps["throughput"]
-    return (measured["machine"] if measured else {}) | facts
+    return (measured["machine"] if measured else {}) | run_facts()
 
 
 def history_row(latest: dict[str, Any]) -> str:
@@ -256,8 +251,7 @@ def main() -> int:
         f" SQLite {facts.get('sqlite', '?')}, PostgreSQL: {facts.get('postgresql', '?')}"
     )
     print(render([HEADERS, *lines]))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(latest, indent=2) + "\n")
+    save(RESULTS, latest)
     print(f"results: {RESULTS.relative_to(ROOT)}")
     if os.environ.get("BENCH_RECORD") == "1":
         with HISTORY.open("a") as history:

@@ -37,14 +37,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import logging
 import os
 import platform
 import re
 import shutil
 import sqlite3
-import subprocess
 import sys
 import time
 import uuid
@@ -62,6 +60,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bench.results import run_facts, save
 from service.adapters import kafka_clients
 from service.adapters.kafka_topics import ensure_topics
 from service.config import Settings
@@ -510,29 +509,13 @@ async def scratch_database(server: URL, name: str) -> AsyncIterator[str]:
 # --- report ----------------------------------------------------------------------------------
 
 
-def code_state() -> str:
-    """The commit measured, and whether the service's code differed from it (work in progress)."""
-    git = shutil.which("git") or "git"
-
-    def output(*args: str) -> str:
-        done = subprocess.run([git, *args], cwd=ROOT, capture_output=True, text=True)  # noqa: S603
-        return done.stdout
-
-    dirty = output("status", "--porcelain", "service", "contracts").strip()
-    return output("rev-parse", "--short", "HEAD").strip() + (
-        " + uncommitted service changes" if dirty else ""
-    )
-
-
 def machine(cfg: Config, postgres: str) -> dict[str, Any]:
     pom = (ROOT / "dev" / "kafka" / "pom.xml").read_text()
     kafka = re.search(r"<kafka\.version>(.+?)</kafka\.version>", pom)
     cpuinfo = Path("/proc/cpuinfo")
     model = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text()) if cpuinfo.exists() else None
-    return {
-        "cores": len(os.sched_getaffinity(0)),
+    return run_facts() | {
         "cpu": model.group(1) if model else platform.processor(),
-        "python": platform.python_version(),
         "kafka": (
             f"external cluster {cfg.settings.kafka_bootstrap_servers}"
             if external_cluster()
@@ -540,7 +523,6 @@ def machine(cfg: Config, postgres: str) -> dict[str, Any]:
         ),
         "sqlite": sqlite3.sqlite_version,
         "postgresql": postgres,
-        "code": code_state(),
     }
 
 
@@ -651,8 +633,7 @@ async def main() -> int:
         rows, facts = await run(cfg, run_id, workdir)
         results = report(cfg, rows, facts)
         results |= {"run_id": run_id, "finished_at": datetime.now(UTC).isoformat()}
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        save(RESULTS, results)
         print(f"results: {RESULTS.relative_to(ROOT)}")
         ok = all(row.complete for row in rows)
     finally:
