@@ -128,9 +128,12 @@ async def migrate(engine: AsyncEngine, *, until: asyncio.Event | None = None) ->
 
     Safe when worker and relay start together: processes queue on an advisory lock
     (PostgreSQL) or on SQLite's write lock (BEGIN IMMEDIATE). With `until` (a long-running
-    process's stop event), a database that cannot be reached is waited for, with backoff,
-    until it answers or `until` is set: a process (re)started during an outage comes up with
-    the database instead of exiting. Without it, the first failure is raised (CLI, tests).
+    process's stop event), a database that cannot work now (`cannot_work_now`) is waited for,
+    with backoff, until it answers or `until` is set: a process (re)started during an outage
+    comes up with the database instead of exiting, and one that loses the race to switch a new
+    SQLite file to WAL (SQLite answers "database is locked" at once there, without waiting out
+    busy_timeout, when waiting could deadlock) tries again. Without `until`, the first failure
+    is raised (CLI, tests).
     """
     delay = 0.5
     while True:
@@ -138,7 +141,7 @@ async def migrate(engine: AsyncEngine, *, until: asyncio.Event | None = None) ->
             await _migrate_once(engine)
             return
         except Exception as exc:
-            if until is None or until.is_set() or not unreachable(exc):
+            if until is None or until.is_set() or not cannot_work_now(exc):
                 raise
             log.warning("database.unavailable", error=type(exc).__name__, retry_in_s=delay)
             with contextlib.suppress(TimeoutError):
