@@ -25,14 +25,13 @@ import os
 import re
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from bench.latency import BASE, Failed, summary
 from bench.results import save
-from bench.throughput import CpuMeter, broker_pid, delete_topics
+from bench.throughput import CpuMeter, broker_pid
 from service.config import Settings
 from service.entrypoints.processes import Stack, running_stack
 
@@ -148,23 +147,18 @@ async def measure_on(stack: Stack, clients: int, seconds: float, warmup_s: float
 
 
 async def measure(clients: int, seconds: float, warmup_s: float) -> dict[str, Any]:
-    """On a stack of its own, whose topics are deleted at the end (none left on the broker)."""
+    """On a stack of its own (its topics deleted at the end, as `running_stack` does)."""
     settings = Settings()  # validated, as the service reads it
     provider = os.environ.get("BENCH_CONCURRENCY_PROVIDER", "none")
-    topics = f"bench-conc-{uuid.uuid4().hex[:8]}."
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            async with running_stack(
-                Path(tmp),
-                settings.kafka_bootstrap_servers,
-                prefix="bench-conc",
-                LOG_LEVEL="WARNING",
-                PROVIDER=provider,
-                KAFKA_TOPIC_PREFIX=topics,
-            ) as stack:
-                row = await measure_on(stack, clients, seconds, warmup_s)
-    finally:
-        await delete_topics(settings, topics)
+    with tempfile.TemporaryDirectory() as tmp:
+        async with running_stack(
+            Path(tmp),
+            settings.kafka_bootstrap_servers,
+            prefix="bench-conc",
+            LOG_LEVEL="WARNING",
+            PROVIDER=provider,
+        ) as stack:
+            row = await measure_on(stack, clients, seconds, warmup_s)
     return {**row, "provider": provider}
 
 

@@ -29,7 +29,8 @@ from sip_trunk_contracts import Topics
 
 from bench import read_model
 from bench.results import save
-from bench.throughput import Message, delete_topics, publish, rss_mb
+from bench.throughput import Message, publish, rss_mb
+from service.adapters.kafka_topics import delete_topics
 from service.config import Settings
 from service.entrypoints.gateway.tokens import READ_SCOPE, mint_token
 from service.entrypoints.processes import free_port, isolated_env, start_process, stop_process

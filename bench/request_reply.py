@@ -23,8 +23,9 @@ from collections.abc import AsyncIterator
 
 from aiokafka import TopicPartition
 
-from bench.throughput import create_topics, delete_topics
+from bench.throughput import create_topics
 from service.adapters import kafka_clients
+from service.adapters.kafka_topics import delete_topics
 from service.config import Settings
 
 __all__ = ["measure"]

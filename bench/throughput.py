@@ -62,7 +62,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.results import run_facts, save
 from service.adapters import kafka_clients
-from service.adapters.kafka_topics import ensure_topics
+from service.adapters.kafka_topics import delete_topics, ensure_topics
 from service.config import Settings
 from service.entrypoints.processes import start_process, stop_process
 from service.logs import configure_logging
@@ -200,13 +200,6 @@ async def create_topics(settings: Settings, names: Sequence[str]) -> None:
                 return
             await asyncio.sleep(0.1)
         raise RuntimeError(f"no partition leaders for {names}")
-
-
-async def delete_topics(settings: Settings, prefix: str) -> None:
-    async with admin_client(settings) as admin:
-        names = [name for name in await admin.list_topics() if name.startswith(prefix)]
-        if names:
-            await admin.delete_topics(names)
 
 
 # --- CPU accounting --------------------------------------------------------------------------

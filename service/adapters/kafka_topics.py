@@ -12,7 +12,7 @@ from service.adapters import kafka_clients
 from service.config import Settings
 from service.logs import get_logger
 
-__all__ = ["ensure_topics", "restore_topics", "topic_specs"]
+__all__ = ["delete_topics", "ensure_topics", "restore_topics", "topic_specs"]
 
 log = get_logger(__name__)
 
@@ -70,6 +70,19 @@ async def restore_topics(settings: Settings, names: Set[str]) -> Set[str]:
         # Only those: the relay may create its own topics, not the commands topic or the DLT.
         await ensure_topics(settings, own)
     return own
+
+
+async def delete_topics(settings: Settings, prefix: str) -> None:
+    """Delete every topic whose name starts with `prefix`: a throwaway deployment's (the
+    process launcher's stacks, the benches), never a shared one's."""
+    admin = kafka_clients.admin(settings)
+    await admin.start()
+    try:
+        names = [name for name in await admin.list_topics() if name.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()
 
 
 async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> None:

@@ -160,10 +160,11 @@ async def running_stack(
     **overrides: str,
 ) -> AsyncIterator[Stack]:
     """Topics created, then `roles` started on their own topics, group, data directory in `tmp`
-    and gateway port (named `<prefix>-<run>`); every process stopped on exit. `overrides` are
-    environment variables, e.g. `PROVIDER="none"`. `role_env`: each role's own Kafka user (its
-    KAFKA_SASL_* variables); the ACL plan of these topics is then granted before they start,
-    as the user of the environment (a super user, who creates the topics too)."""
+    and gateway port (named `<prefix>-<run>`); on exit every process stopped and the topics
+    deleted (as the environment's user, who created them), so runs leave nothing on the broker.
+    `overrides` are environment variables, e.g. `PROVIDER="none"`. `role_env`: each role's own
+    Kafka user (its KAFKA_SASL_* variables); the ACL plan of these topics is then granted before
+    they start, as the user of the environment (a super user, who creates the topics too)."""
     port = free_port()
     secret = secrets.token_urlsafe(32)
     env = isolated_env(tmp, bootstrap, prefix)
@@ -190,3 +191,7 @@ async def running_stack(
         yield stack
     finally:
         await asyncio.gather(*(stop_process(p) for p in stack.processes.values()))
+        from service.adapters.kafka_topics import delete_topics  # not at import: see module doc
+        from service.config import Settings
+
+        await delete_topics(Settings(kafka_bootstrap_servers=bootstrap), env["KAFKA_TOPIC_PREFIX"])
