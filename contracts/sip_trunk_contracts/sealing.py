@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
@@ -131,9 +132,16 @@ def sealed_box(value: str) -> bytes:
 
 def _sealed_box(public_key: bytes | str) -> SealedBox[Any]:
     try:
-        from nacl.public import PublicKey, SealedBox
+        import nacl.public  # noqa: F401 - the extra's check, on every call (cheap once imported)
     except ImportError as exc:
         raise ImportError(
             f"sealing passwords needs PyNaCl: pip install '{_EXTRA}'", name=exc.name
         ) from exc
-    return SealedBox(PublicKey(key_bytes(public_key)))
+    return _box_for(key_bytes(public_key))
+
+
+@functools.lru_cache(maxsize=8)  # producers seal with one key: build its box once
+def _box_for(key: bytes) -> SealedBox[Any]:
+    from nacl.public import PublicKey, SealedBox
+
+    return SealedBox(PublicKey(key))

@@ -28,6 +28,7 @@ from sip_trunk_contracts import (
 
 from service.bootstrap import GATEWAY_SOURCE
 from service.entrypoints.gateway.problems import Code, ProblemError
+from service.service_layer.passwords import POINTER
 
 __all__ = ["IDEMPOTENCY_NAMESPACE", "create_command", "delete_command", "update_command"]
 
@@ -51,11 +52,10 @@ def _sealed(fields: Mapping[str, Any], seal_key: bytes) -> dict[str, Any]:
     try:
         return seal_fields(seal_key, fields)
     except UnsealablePassword:
-        pointer = "/authentication/password"
         raise ProblemError(
             Code.VALIDATION_FAILED,
-            f"invalid fields: {pointer}",
-            errors=[FieldError(pointer=pointer, message="must be a string")],
+            f"invalid fields: {POINTER}",
+            errors=[FieldError(pointer=POINTER, message="must be a string")],
         ) from None
 
 

@@ -6,10 +6,10 @@ from typing import Any, assert_never
 
 from fastapi import Response
 from sip_trunk_contracts import TrunkCreated, TrunkDeleted, TrunkRejected, TrunkUpdated
+from sip_trunk_contracts.strict_json import dumps
 
 from service.adapters.command_bus import Outcome
 from service.entrypoints.gateway.problems import Code, ProblemError
-from service.entrypoints.gateway.read_model import encode_json
 
 __all__ = ["BASE_PATH", "etag", "json_response", "outcome_response", "trunk_response"]
 
@@ -21,7 +21,7 @@ def etag(version: int) -> str:
 
 
 def trunk_response(trunk: bytes, version: int, status_code: int = 200) -> Response:
-    """A trunk's JSON (`encode_json`), with its version as the ETag."""
+    """A trunk's JSON (`strict_json.dumps`), with its version as the ETag."""
     return json_response(trunk, status_code, headers={"ETag": etag(version)})
 
 
@@ -38,11 +38,11 @@ def outcome_response(outcome: Outcome) -> Response:
     match event:
         case TrunkCreated():
             trunk = event.trunk.model_dump(mode="json")
-            response = trunk_response(encode_json(trunk), event.version, 201)
+            response = trunk_response(dumps(trunk), event.version, 201)
             response.headers["Location"] = f"{BASE_PATH}/{trunk['id']}"
             return response
         case TrunkUpdated():
-            return trunk_response(encode_json(event.trunk.model_dump(mode="json")), event.version)
+            return trunk_response(dumps(event.trunk.model_dump(mode="json")), event.version)
         case TrunkDeleted():
             return Response(status_code=204)
         case TrunkRejected():

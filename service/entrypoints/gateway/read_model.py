@@ -26,7 +26,6 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
-import json
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,8 +34,9 @@ from typing import Any, TypeAlias
 
 from pydantic import TypeAdapter
 from sip_trunk_contracts import TrunkCreated, TrunkDeleted, TrunkUpdated, UtcDateTime
+from sip_trunk_contracts.strict_json import dumps
 
-__all__ = ["OrderKey", "ReadModel", "TrunkRecord", "encode_json", "parse_instant"]
+__all__ = ["OrderKey", "ReadModel", "TrunkRecord", "parse_instant"]
 
 OrderKey: TypeAlias = tuple[datetime, str]  # (createdAt, id): oldest first, exact
 Revision: TypeAlias = tuple[datetime, int]  # (createdAt, version)
@@ -74,18 +74,13 @@ class TrunkRecord:
     def of(cls, trunk: Mapping[str, Any], tenant_id: str | None, version: int) -> TrunkRecord:
         """From the trunk JSON as on the wire. Raises KeyError, TypeError or ValueError."""
         return cls(
-            encode_json(trunk),
+            dumps(trunk),  # as Starlette's JSONResponse would write it: the same bytes
             str(trunk["id"]),
             tenant_id,
             version,
             parse_instant(trunk["createdAt"]),
             bool(trunk["isSystem"]),
         )
-
-    @property
-    def trunk(self) -> dict[str, Any]:
-        parsed: dict[str, Any] = json.loads(self.json)
-        return parsed
 
     @property
     def revision(self) -> Revision:
@@ -208,9 +203,3 @@ class ReadModel:
 def _record(body: Mapping[str, Any]) -> TrunkRecord:
     return TrunkRecord.of(body["trunk"], body["tenantId"], int(body["version"]))
 
-
-def encode_json(value: Any) -> bytes:
-    """As Starlette's JSONResponse writes a body, so a response from these bytes is the same."""
-    return json.dumps(
-        value, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
-    ).encode("utf-8")
