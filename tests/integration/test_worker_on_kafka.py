@@ -90,7 +90,8 @@ async def stored_password(service: Client, trunk_id: str) -> str:
 async def test_create_gives_trunk_created_version_1(service: Client) -> None:
     body = create_body()
     command = await service.send(CREATE, body)
-    event = await service.outcome(command)
+    # Found by its causation id: `outcome` matches on the correlation id asserted below.
+    [event] = await service.events("ce_causationid", command["ce_id"])
     headers = event["headers"]
     assert headers["ce_type"] == "sip_trunks.TrunkCreated.v1"
     assert headers["ce_causationid"] == command["ce_id"]
@@ -130,6 +131,26 @@ async def test_system_trunk_is_immutable(service: Client) -> None:
     assert event["body"]["reason"] == "system_trunk_immutable"
     event = await service.request(DELETE, {"trunkId": SYSTEM_TRUNK_ID, "tenantId": "acme"})
     assert event["body"]["reason"] == "system_trunk_immutable"
+
+
+async def test_creating_an_existing_trunk_id_is_already_exists(service: Client) -> None:
+    """CONTRACT §3 on the real database: a second create of one id (another command) is
+    refused, and the first trunk stays as it was; a system trunk's id too."""
+    body = create_body()
+    first = await service.request(CREATE, body)
+    again = await service.request(CREATE, {**body, "name": "Second"})
+    assert again["headers"]["ce_type"] == "sip_trunks.TrunkRejected.v1"
+    assert again["body"]["reason"] == "already_exists"
+    assert first["body"]["version"] == 1
+    update = await service.request(UPDATE, {**_ids(body), "changes": {}})
+    assert update["body"]["version"] == 1
+    assert update["body"]["trunk"]["name"] == body["name"]
+    system = await service.request(CREATE, {**create_body(), "trunkId": SYSTEM_TRUNK_ID})
+    assert system["body"]["reason"] == "already_exists"
+
+
+def _ids(body: dict[str, Any]) -> dict[str, Any]:
+    return {"trunkId": body["trunkId"], "tenantId": body["tenantId"]}
 
 
 async def test_another_tenants_trunk_is_not_found(service: Client) -> None:
@@ -236,6 +257,20 @@ def _deep(trunk_id: str, depth: int) -> bytes:
         trunk_id.encode(),
         nested,
     )
+
+
+async def test_a_command_32_deep_is_judged_not_dead_lettered(service: Client) -> None:
+    """CONTRACT §4.1: the limit is 32 levels; a command at exactly 32 (a PATCH body of 31,
+    wrapped in `changes`) reaches the domain and is answered, never sent to the DLT."""
+    tid = (await created(service))["trunk"]["id"]
+    headers = await service.send_raw_command(UPDATE, _deep(tid, 29), key=tid)
+    [event] = await service.events("ce_causationid", headers["ce_id"])
+    assert event["body"]["reason"] == "validation_failed"
+    assert not [
+        r
+        for r in service.taps[service.topics.dlt].records
+        if headers_of(r).get("ce_id") == headers["ce_id"]
+    ]
 
 
 async def test_hostile_commands_each_get_one_answer_and_never_stall_the_worker(
