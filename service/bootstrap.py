@@ -228,7 +228,6 @@ async def relay(settings: Settings, *, until: asyncio.Event) -> AsyncIterator[Ou
             producer,
             partial(restore_topics, settings),
             batch_size=settings.relay_batch_size,
-            poll_interval_s=settings.relay_poll_interval_s,
             processed_retention=timedelta(days=settings.processed_retention_days),
         )
     finally:

@@ -111,7 +111,6 @@ class Settings(BaseSettings):
     # above the commands topic's retention, past which no redelivery can come.
     processed_retention_days: float = Field(default=30.0, gt=0)
     relay_batch_size: int = Field(default=500, ge=1)
-    relay_poll_interval_s: float = Field(default=0.02, gt=0)
 
     # Gateway (REST API)
     gateway_host: str = "127.0.0.1"

@@ -50,7 +50,6 @@ class OutboxRelay:
         restore_topics: RestoreTopics,
         *,
         batch_size: int = 500,
-        poll_interval_s: float = 0.02,
         processed_retention: timedelta = timedelta(days=30),
     ) -> None:
         self._engine = engine
@@ -62,7 +61,7 @@ class OutboxRelay:
         self._present: set[str] = set()  # topics seen in the cluster since the last failure
         self._batch_size = batch_size
         self._processed_retention = processed_retention
-        self._wakeup = wakeup_for(engine, poll_interval_s)
+        self._wakeup = wakeup_for(engine)
         self._lease = lease_for(engine, "relay")
 
     async def publish_pending(self) -> int:

@@ -57,13 +57,13 @@ class Wakeup(Protocol):
     async def close(self) -> None: ...
 
 
-def wakeup_for(engine: AsyncEngine, poll_interval_s: float) -> Wakeup:
+def wakeup_for(engine: AsyncEngine) -> Wakeup:
     database = engine.url.database
     if engine.dialect.name == "postgresql":
         return _PostgresListener(engine)
     if engine.dialect.name == "sqlite" and database and database != ":memory:":
         return _SqliteWatch(Path(database))
-    return _Poll(poll_interval_s)
+    return _Poll(IDLE_RECHECK)  # an in-memory SQLite: no other process writes it
 
 
 @dataclass
@@ -131,7 +131,8 @@ class _SqliteWatch:
         self._fd: int | None = None
         self._inotify = True  # until it fails once
         self._signal = asyncio.Event()
-        self._stat = self._stamp()
+        self._files = (database, Path(f"{database}-wal"))
+        self._stat: tuple[tuple[int, int], ...] | None = None  # taken when the fallback starts
 
     async def wait(self, stop: asyncio.Event) -> None:
         if self._fd is None and not (self._inotify and self._watch()):
@@ -170,9 +171,8 @@ class _SqliteWatch:
                     offset = start + length
 
     def _stamp(self) -> tuple[tuple[int, int], ...]:
-        files = (self._database, Path(f"{self._database}-wal"))
         return tuple(
-            (st.st_size, st.st_mtime_ns) for st in (os.stat(f) for f in files if f.exists())
+            (st.st_size, st.st_mtime_ns) for st in (os.stat(f) for f in self._files if f.exists())
         )
 
     async def _poll_stat(self, stop: asyncio.Event) -> None:

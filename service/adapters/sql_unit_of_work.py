@@ -14,6 +14,7 @@ is encrypted only when it changed: an update that keeps it keeps its stored toke
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
@@ -281,7 +282,7 @@ class SqlUnitOfWork:
 
     def __init__(self, engine: AsyncEngine, cipher: PasswordCipher) -> None:
         self._engine = engine
-        self._reader = engine.execution_options(**READ_ONLY)
+        self._reader = _read_only(engine)
         self._cipher = cipher
 
     async def __aenter__(self) -> Self:
@@ -314,3 +315,9 @@ class SqlUnitOfWork:
             await self.trunks.flush(conn)
             await self.outbox.flush(conn)
             await self.processed.flush(conn)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_only(engine: AsyncEngine) -> AsyncEngine:
+    """The engine's read-only view (see database.READ_ONLY), made once, not per batch."""
+    return engine.execution_options(**READ_ONLY)

@@ -22,7 +22,7 @@ async def test_a_commit_wakes_an_idle_wait(
     engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(outbox_wakeup, "IDLE_RECHECK", RECHECK_S)
-    wakeup = wakeup_for(engine, poll_interval_s=RECHECK_S)
+    wakeup = wakeup_for(engine)
     stop = asyncio.Event()
     try:
         await asyncio.wait_for(wakeup.wait(stop), 10)  # sets up the signal: returns at once

@@ -202,4 +202,3 @@ class ReadModel:
 
 def _record(body: Mapping[str, Any]) -> TrunkRecord:
     return TrunkRecord.of(body["trunk"], body["tenantId"], int(body["version"]))
-
