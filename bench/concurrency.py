@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.latency import BASE, Failed, summary
-from bench.results import save
+from bench.latency import BASE, Failed
+from bench.results import percentiles, save
 from bench.throughput import CpuMeter, broker_pid
 from service.config import Settings
 from service.entrypoints.processes import Stack, running_stack
@@ -138,8 +138,8 @@ async def measure_on(stack: Stack, clients: int, seconds: float, warmup_s: float
         "seconds": round(elapsed, 2),
         "requests": len(patches) + len(gets),
         "req_per_s": round(rate, 1),
-        "patch_ms": summary(patches),
-        "get_ms": summary(gets),
+        "patch_ms": percentiles(patches),
+        "get_ms": percentiles(gets),
         "cpu": shares,  # share of one core, per process
         "cpu_us_per_request": {name: round(share / rate * 1e6) for name, share in shares.items()},
         "machine_busy_cores": round(busy / total * len(os.sched_getaffinity(0)), 2),

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ import httpx
 from sip_trunk_contracts import Topics
 
 from bench import read_model
-from bench.results import save
+from bench.results import percentiles, save
 from bench.throughput import Message, publish, rss_mb
 from service.adapters.kafka_topics import delete_topics
 from service.config import Settings
@@ -87,19 +86,18 @@ async def measure(n: int) -> dict[str, Any]:
                     for _ in range(LIST_CALLS):
                         t0 = time.perf_counter()
                         response = await client.get("/api/v1/sip-trunks?limit=100")
-                        samples.append((time.perf_counter() - t0) * 1000)
+                        samples.append(time.perf_counter() - t0)
                         response.raise_for_status()
             finally:
                 await stop_process(gateway)
         finally:
             await delete_topics(settings, prefix)
-    q = statistics.quantiles(samples, n=100, method="inclusive")
     return {
         "trunks": len(bodies),
         "ready_s": round(ready_s, 2),
         "rss_mb": round(memory["VmRSS"], 1),
         "rss_peak_mb": round(memory["VmHWM"], 1),
-        "list_ms": {"n": LIST_CALLS, "p50": round(q[49], 2), "p99": round(q[98], 2)},
+        "list_ms": percentiles(samples),
     }
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from typing import Any
 import httpx
 
 from bench import request_reply
-from bench.results import save
+from bench.results import percentiles, save
 from service.config import Settings
 from service.entrypoints.processes import running_stack
 
@@ -37,12 +36,6 @@ RESULTS = ROOT / ".dev" / "bench-latency.json"
 
 class Failed(Exception):
     """A service this step needs is unreachable or refused a request."""
-
-
-def summary(samples_s: list[float]) -> dict[str, float]:
-    ms = sorted(s * 1000 for s in samples_s)
-    q = statistics.quantiles(ms, n=100, method="inclusive")
-    return {"n": len(ms), "p50": q[49], "p90": q[89], "p99": q[98], "max": ms[-1]}
 
 
 def checked(response: httpx.Response, expected: int) -> httpx.Response:
@@ -87,7 +80,7 @@ async def measure(provider: str, n: int, bootstrap: str) -> dict[str, Any]:
                 await timed(api, "PATCH", url, json={"name": f"warm {i}"})
             patches = [await timed(api, "PATCH", url, json={"name": f"n{i}"}) for i in range(n)]
             gets = [await timed(api, "GET", url) for _ in range(n)]
-    return {"patch_ms": summary(patches), "get_ms": summary(gets)}
+    return {"patch_ms": percentiles(patches), "get_ms": percentiles(gets)}
 
 
 def print_row(label: str, s: dict[str, float], ratio: str = "") -> None:
@@ -102,7 +95,7 @@ async def main() -> None:
     settings = Settings()  # validated, as the service reads it
     await require_livekit(settings.livekit_url)
     bootstrap = settings.kafka_bootstrap_servers
-    floor = summary(await request_reply.measure(settings, n))
+    floor = percentiles(await request_reply.measure(settings, n))
     rows = {provider: await measure(provider, n, bootstrap) for provider in ("livekit", "none")}
     print(f"REST latency on the dev stack (loopback, {os.cpu_count()} cores, SQLite), ms:")
     print(f"{'':22}{'n':>6}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}  ratio p50 / p99")

@@ -19,7 +19,6 @@ Written to .dev/bench-read-model.json.
 from __future__ import annotations
 
 import os
-import statistics
 import time
 import tracemalloc
 import uuid
@@ -30,7 +29,7 @@ from typing import Any
 
 from sip_trunk_contracts import format_utc
 
-from bench.results import save
+from bench.results import percentiles, save
 from service.entrypoints.gateway.read_model import ReadModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,11 +78,10 @@ def fed(bodies: list[dict[str, Any]]) -> ReadModel:
 def timed(call: Callable[[], object], repeats: int) -> dict[str, float]:
     samples = []
     for _ in range(repeats):
-        started = time.perf_counter_ns()
+        started = time.perf_counter()
         call()
-        samples.append((time.perf_counter_ns() - started) / 1e6)
-    q = statistics.quantiles(samples, n=100, method="inclusive")
-    return {"n": repeats, "p50": round(q[49], 4), "p99": round(q[98], 4), "max": max(samples)}
+        samples.append(time.perf_counter() - started)
+    return percentiles(samples)
 
 
 def main() -> None:

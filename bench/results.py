@@ -7,11 +7,12 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ROOT", "code_state", "run_facts", "save"]
+__all__ = ["ROOT", "code_state", "percentiles", "run_facts", "save"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,6 +29,13 @@ def code_state() -> str:
     return output("rev-parse", "--short", "HEAD").strip() + (
         " + uncommitted service changes" if dirty else ""
     )
+
+
+def percentiles(samples_s: list[float]) -> dict[str, float]:
+    """n, p50, p90, p99 and max of timings given in seconds, in milliseconds."""
+    ms = sorted(s * 1000 for s in samples_s)
+    q = statistics.quantiles(ms, n=100, method="inclusive")
+    return {"n": len(ms), "p50": q[49], "p90": q[89], "p99": q[98], "max": ms[-1]}
 
 
 def run_facts() -> dict[str, Any]:
